@@ -1,0 +1,51 @@
+"""p2pswarm: find peers by topic and talk over end-to-end encrypted streams.
+
+The Hyperswarm model for Python: a :class:`Swarm` joins 32-byte topics through a Kademlia
+DHT, and every connection is a Noise-encrypted duplex stream authenticated by the peers'
+Ed25519 public keys, wire-identical to Hyperswarm's secret stream.
+"""
+
+from __future__ import annotations
+
+from . import errors as errors
+from .errors import (
+    DHTError as DHTError,
+    DHTTimeoutError as DHTTimeoutError,
+    DialError as DialError,
+    DuplicateConnectionError as DuplicateConnectionError,
+    HandshakeError as HandshakeError,
+    HandshakeTimeoutError as HandshakeTimeoutError,
+    IdleTimeoutError as IdleTimeoutError,
+    KeyFileError as KeyFileError,
+    LocalProtocolError as LocalProtocolError,
+    P2PSwarmError as P2PSwarmError,
+    PeerBannedError as PeerBannedError,
+    PeerNotFoundError as PeerNotFoundError,
+    ProtocolError as ProtocolError,
+    RemoteProtocolError as RemoteProtocolError,
+    SwarmClosedError as SwarmClosedError,
+)
+from .keys import KeyPair as KeyPair, topic as topic
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "DHTError",
+    "DHTTimeoutError",
+    "DialError",
+    "DuplicateConnectionError",
+    "HandshakeError",
+    "HandshakeTimeoutError",
+    "IdleTimeoutError",
+    "KeyFileError",
+    "KeyPair",
+    "LocalProtocolError",
+    "P2PSwarmError",
+    "PeerBannedError",
+    "PeerNotFoundError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "SwarmClosedError",
+    "errors",
+    "topic",
+)

@@ -1,0 +1,135 @@
+"""The one exception tree of p2pswarm.
+
+Every error the library raises on purpose derives from :class:`P2PSwarmError`, so an
+application can catch the library's failures without catching its own bugs. Errors from
+the dependencies (``cryptography.exceptions.InvalidTag``, ``noise`` exceptions, ``OSError``
+from a socket) are translated at one boundary each and never reach users raw.
+
+Bad arguments at the API are not in this tree: they raise :class:`TypeError` or
+:class:`ValueError` with a message saying what was expected, as Python users expect.
+"""
+
+from __future__ import annotations
+
+__all__ = (
+    "DHTError",
+    "DHTTimeoutError",
+    "DialError",
+    "DuplicateConnectionError",
+    "HandshakeError",
+    "HandshakeTimeoutError",
+    "IdleTimeoutError",
+    "InvalidRecordError",
+    "KeyFileError",
+    "LocalProtocolError",
+    "MessageDecodeError",
+    "P2PSwarmError",
+    "PeerBannedError",
+    "PeerNotFoundError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "SwarmClosedError",
+)
+
+
+class P2PSwarmError(Exception):
+    """Base of every error p2pswarm raises on purpose."""
+
+
+class ProtocolError(P2PSwarmError):
+    """The encrypted-stream protocol was broken; the connection is unusable.
+
+    Never raised directly: the subclass says whose fault it was (h11's convention).
+    """
+
+    def __init__(self, msg: str) -> None:
+        if type(self) is ProtocolError:
+            raise TypeError(
+                "ProtocolError is abstract: raise LocalProtocolError or RemoteProtocolError"
+            )
+        super().__init__(msg)
+
+
+class LocalProtocolError(ProtocolError):
+    """This side tried to do something the protocol forbids.
+
+    For example sending after ``send_eof()``, or a single write larger than a frame can hold.
+    """
+
+
+class RemoteProtocolError(ProtocolError):
+    """The remote peer sent bytes that break the protocol.
+
+    For example a frame longer than the configured maximum, a wrong stream id in the
+    header frame, or a data frame that fails authentication. The connection is closed;
+    everything delivered before the fault stays delivered.
+    """
+
+
+class HandshakeError(RemoteProtocolError):
+    """The Noise handshake failed: garbage, a tampered message, a wrong key, a bad hello.
+
+    Raised instead of the raw ``InvalidTag`` or ``noise`` exception. The handshake state is
+    discarded after any such failure.
+    """
+
+
+class HandshakeTimeoutError(HandshakeError):
+    """The handshake did not complete within the configured handshake timeout."""
+
+
+class IdleTimeoutError(P2PSwarmError):
+    """Nothing (not even a keep-alive) arrived within the connection's idle timeout.
+
+    The remote peer is taken as dead and the connection is closed.
+    """
+
+
+class DialError(P2PSwarmError):
+    """No dialling strategy could produce an authenticated stream to the peer.
+
+    ``reasons`` holds one line per address or strategy tried, in order.
+    """
+
+    def __init__(self, msg: str, reasons: tuple[str, ...] = ()) -> None:
+        super().__init__(msg)
+        self.reasons = reasons
+
+
+class PeerBannedError(P2PSwarmError):
+    """The peer is banned (by ``PeerInfo.ban()`` or the firewall); no dial or handshake."""
+
+
+class DuplicateConnectionError(P2PSwarmError):
+    """The connection lost the dedup rule to another connection with the same peer."""
+
+
+class SwarmClosedError(P2PSwarmError):
+    """The swarm is closed (or closing) and cannot take this call."""
+
+
+class KeyFileError(P2PSwarmError):
+    """A key file is unreadable, corrupt or not a p2pswarm key file. It is left untouched."""
+
+
+class DHTError(P2PSwarmError):
+    """Base of the discovery layer's errors."""
+
+
+class DHTTimeoutError(DHTError):
+    """A DHT request got no reply after all its retransmits."""
+
+
+class PeerNotFoundError(DHTError):
+    """No DHT node knows a record for the requested public key."""
+
+
+class MessageDecodeError(DHTError):
+    """A DHT datagram is malformed: wrong version, truncated, oversized or out of bounds.
+
+    The receive loop drops the datagram and keeps serving; callers of the codec see this.
+    """
+
+
+class InvalidRecordError(DHTError):
+    """An announce record is malformed, expired, or its signature does not verify."""
