@@ -1,0 +1,1 @@
+"""Interoperation with the real JavaScript secret-stream, run through node."""
