@@ -1,0 +1,661 @@
+"""DHTNode: the only DHT I/O. One anyio UDP socket, requests and replies, queries, storage.
+
+Everything runs on one unconnected anyio UDP socket, so the node works on asyncio and
+trio alike. Replies are sent synchronously from the receive loop through the socket's
+non-blocking ``sendto`` (a full kernel buffer drops the datagram, which the requester's
+retransmit covers), so the loop never awaits slow work and drains promptly: anyio's
+asyncio backend keeps only 100 unread datagrams and silently drops the rest.
+
+Requests are matched to replies by a random request id *and* the address they were sent
+to. A request is retransmitted with exponential spacing (the first retransmit after
+``first_retransmit`` seconds, 0.25 by default, so a lost packet costs a quarter second, not
+a full timeout); after ``retries`` retransmits it fails with
+:class:`~p2pswarm.errors.DHTTimeoutError`. A dead node therefore costs at most
+:attr:`DHTNode.request_budget` seconds (1.75 s by default), never rpcudp's 5 s.
+
+A persistent node puts its id in every datagram and so enters other nodes' routing tables,
+answers queries and stores records. An *ephemeral* node (the default, what a swarm uses)
+sends no id: it queries and announces, but nobody routes through it and it stores nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from types import TracebackType
+from typing import Any, Final
+
+import anyio
+import anyio.abc
+from kademlia.node import Node
+
+from ..errors import DHTError, DHTTimeoutError, InvalidRecordError, MessageDecodeError
+from ..keys import KeyPair, check_public_key, check_topic
+from ..peer_record import AddressKind, PeerAddress, PeerRecord
+from .messages import (
+    MAX_RECORDS_PER_REPLY,
+    Command,
+    NodeContact,
+    Request,
+    Response,
+    Status,
+    decode,
+)
+from .nat import NatObserver, NatStatus
+from .query import IterativeQuery, ReplyCallback, TopicLookup
+from .records import (
+    RecordKind,
+    create_record,
+    create_unannounce,
+    decode_record,
+    decode_unannounce,
+    target_for,
+)
+from .routing import RoutingState, RoutingTable, contacts_of, save_routing_state
+from .storage import (
+    DEFAULT_MAX_PER_TOPIC,
+    DEFAULT_MAX_TOTAL,
+    DEFAULT_TTL,
+    PutResult,
+    RecordStore,
+)
+from .tokens import TOKEN_ROTATION, TokenIssuer
+
+__all__ = ("DHTNode",)
+
+logger = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+
+DEFAULT_KSIZE: Final = 20
+DEFAULT_ALPHA: Final = 3
+MAINTENANCE_INTERVAL: Final = 30.0
+
+_PUT_STATUS: Final = {
+    PutResult.STORED: Status.OK,
+    PutResult.REPLACED: Status.OK,
+    PutResult.STALE: Status.STALE_SEQ,
+    PutResult.EXPIRED: Status.EXPIRED,
+}
+
+
+class _Pending:
+    """One request waiting for its reply."""
+
+    __slots__ = ("address", "event", "response")
+
+    def __init__(self, address: Address) -> None:
+        self.address = address
+        self.event = anyio.Event()
+        self.response: Response | None = None
+
+
+class DHTNode:
+    """A Kademlia DHT node with signed multi-value records; implements DiscoveryBackend.
+
+    Use as ``async with DHTNode(bootstrap=[(host, port)]) as node:``: entering binds the
+    socket, starts the receive loop in the node's own task group and bootstraps.
+    ``aclose()`` (idempotent) stops every query and releases the socket.
+    """
+
+    def __init__(
+        self,
+        *,
+        bootstrap: Sequence[Address] = (),
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ephemeral: bool = True,
+        node_id: bytes | None = None,
+        ksize: int = DEFAULT_KSIZE,
+        alpha: int = DEFAULT_ALPHA,
+        request_timeout: float = 1.0,
+        retries: int = 2,
+        first_retransmit: float = 0.25,
+        record_ttl: float = DEFAULT_TTL,
+        max_records_per_topic: int | None = None,
+        max_records: int | None = None,
+        token_rotation: float = TOKEN_ROTATION,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if node_id is not None and len(node_id) != 20:
+            raise ValueError("node_id must be 20 bytes")
+        if ksize < 1 or alpha < 1 or retries < 0:
+            raise ValueError("ksize and alpha must be positive, retries not negative")
+        if request_timeout <= 0 or first_retransmit <= 0:
+            raise ValueError("timeouts must be positive")
+        self.node_id: bytes = node_id if node_id is not None else os.urandom(20)
+        self.ephemeral = ephemeral
+        self.ksize = ksize
+        self.alpha = alpha
+        self.request_timeout = request_timeout
+        self.retries = retries
+        self.first_retransmit = first_retransmit
+        self.record_ttl = record_ttl
+        self.clock = clock
+        self._bootstrap_addresses = [(h, int(p)) for h, p in bootstrap]
+        self._host = host
+        self._port = port
+        self._wire_id = None if ephemeral else self.node_id
+        self._routing = RoutingTable(self.node_id, ksize, self._ping_head)
+        self._store = RecordStore(
+            ttl=record_ttl,
+            max_per_topic=max_records_per_topic or DEFAULT_MAX_PER_TOPIC,
+            max_total=max_records or DEFAULT_MAX_TOTAL,
+        )
+        self._tokens = TokenIssuer(clock(), rotation=token_rotation)
+        self._nat = NatObserver()
+        self._pending: dict[int, _Pending] = {}
+        self._pinging: set[bytes] = set()
+        self._seqs: dict[tuple[RecordKind, bytes, bytes], int] = {}
+        self._socket: anyio.abc.UDPSocket | None = None
+        self._raw: socket.socket | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._address: Address | None = None
+        self._closed = False
+        self._closed_event = anyio.Event()
+        #: Datagrams dropped as malformed or unexpected; for tests and diagnostics.
+        self.dropped_datagrams = 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> DHTNode:
+        if self._tg is not None or self._closed:
+            raise RuntimeError("a DHTNode can be entered only once")
+        host, _ = await _resolve((self._host, self._port))
+        # Our own socket object, wrapped by anyio for receiving: replies go out through
+        # its plain non-blocking sendto() without awaiting (see the module docstring).
+        raw = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            raw.setblocking(False)
+            raw.bind((host, self._port))
+            self._socket = await anyio.abc.UDPSocket.from_socket(raw)
+        except BaseException:
+            raw.close()
+            raise
+        self._raw = raw
+        local = self._socket.extra(anyio.abc.SocketAttribute.local_address)
+        assert isinstance(local, tuple)
+        self._address = (str(local[0]), int(local[1]))
+        self._nat.set_local_address(self._address)
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        try:
+            self._tg.start_soon(self._receive_loop)
+            self._tg.start_soon(self._maintenance_loop)
+            await self.bootstrap()
+        except BaseException as exc:
+            await self.aclose()
+            await self._tg.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        await self.aclose()
+        assert self._tg is not None
+        return await self._tg.__aexit__(exc_type, exc, tb)
+
+    async def aclose(self) -> None:
+        """Stop every query and release the socket. Safe to call more than once."""
+        if self._closed:
+            return
+        self._closed = True
+        self._closed_event.set()
+        for pending in self._pending.values():
+            pending.event.set()
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
+        if self._socket is not None:
+            with anyio.CancelScope(shield=True):
+                await self._socket.aclose()
+
+    async def wait_closed(self) -> None:
+        await self._closed_event.wait()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _spawn(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        if self._closed or self._tg is None:
+            raise DHTError(
+                "the DHT node is closed" if self._closed else "the DHT node is not running"
+            )
+        self._tg.start_soon(fn)
+
+    # -- introspection --------------------------------------------------------------------
+
+    @property
+    def address(self) -> Address:
+        """The (host, port) the UDP socket is bound to."""
+        if self._address is None:
+            raise RuntimeError("the DHT node is not running")
+        return self._address
+
+    @property
+    def nat(self) -> NatStatus:
+        """Our address as other nodes report it, and the NAT class that suggests."""
+        return self._nat.status()
+
+    @property
+    def observed_address(self) -> Address | None:
+        return self._nat.status().address
+
+    @property
+    def request_budget(self) -> float:
+        """The longest a request to a node that never answers can take, in seconds."""
+        return float(
+            sum(
+                min(self.first_retransmit * 2**attempt, self.request_timeout)
+                for attempt in range(self.retries + 1)
+            )
+        )
+
+    @property
+    def routing_table(self) -> RoutingTable:
+        return self._routing
+
+    @property
+    def stored_records(self) -> int:
+        return len(self._store)
+
+    def contacts(self) -> tuple[NodeContact, ...]:
+        return contacts_of(self._routing.all_nodes())
+
+    def routing_state(self) -> RoutingState:
+        return RoutingState(self.node_id, self.contacts())
+
+    def save_routing_state(self, path: str | os.PathLike[str]) -> None:
+        """Write the id and contacts as JSON (atomically), to bootstrap from after a restart."""
+        save_routing_state(path, self.routing_state())
+
+    # -- datagram I/O -------------------------------------------------------------------------
+
+    def _send(self, data: bytes, address: Address) -> None:
+        raw = self._raw
+        if raw is None or self._closed:
+            return
+        try:
+            raw.sendto(data, address)
+        except OSError as exc:  # a full buffer, an unreachable host: UDP is lossy anyway
+            logger.debug("send to %s failed: %s", address, exc)
+
+    async def _receive_loop(self) -> None:
+        assert self._socket is not None
+        while True:
+            try:
+                data, source = await self._socket.receive()
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                return
+            except OSError as exc:  # e.g. an ICMP error surfaced on some platforms
+                logger.debug("receive error: %s", exc)
+                continue
+            try:
+                self._handle_datagram(data, (str(source[0]), int(source[1])))
+            except Exception:
+                self.dropped_datagrams += 1
+                logger.debug("dropped a datagram from %s", source, exc_info=True)
+
+    def _handle_datagram(self, data: bytes, source: Address) -> None:
+        try:
+            message = decode(data)
+        except MessageDecodeError as exc:
+            self.dropped_datagrams += 1
+            logger.debug("dropped a malformed datagram from %s: %s", source, exc)
+            return
+        if isinstance(message, Response):
+            self._handle_response(message, source)
+        else:
+            self._handle_request(message, source)
+
+    def _handle_response(self, response: Response, source: Address) -> None:
+        pending = self._pending.get(response.rid)
+        if pending is None or pending.address != source or pending.response is not None:
+            self.dropped_datagrams += 1
+            return
+        pending.response = response
+        pending.event.set()
+        self._nat.add(source, response.to)
+        if response.node_id is not None:
+            self._routing.add_contact(Node(response.node_id, source[0], source[1]))
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def _new_rid(self) -> int:
+        while True:
+            rid = int.from_bytes(os.urandom(4), "big")
+            if rid not in self._pending:
+                return rid
+
+    async def request(
+        self,
+        address: Address,
+        command: Command,
+        *,
+        key: bytes = b"",
+        token: bytes = b"",
+        payload: bytes = b"",
+    ) -> Response:
+        """Send one request and wait for its reply, retransmitting on the way.
+
+        Raises :class:`DHTTimeoutError` after ``retries`` retransmits went unanswered and
+        :class:`DHTError` when the node is closed.
+        """
+        if self._closed:
+            raise DHTError("the DHT node is closed")
+        rid = self._new_rid()
+        data = Request(command, rid, self._wire_id, key=key, token=token, payload=payload).encode()
+        pending = _Pending(address)
+        self._pending[rid] = pending
+        try:
+            wait = self.first_retransmit
+            for _ in range(self.retries + 1):
+                self._send(data, address)
+                with anyio.move_on_after(min(wait, self.request_timeout)):
+                    await pending.event.wait()
+                if pending.response is not None:
+                    return pending.response
+                if self._closed:
+                    raise DHTError("the DHT node is closed")
+                wait *= 2
+            raise DHTTimeoutError(
+                f"no reply from {address[0]}:{address[1]} after {self.retries + 1} attempts"
+            )
+        finally:
+            del self._pending[rid]
+
+    async def ping(self, address: Address) -> Response:
+        return await self.request(address, Command.PING)
+
+    def _ping_head(self, node: Node) -> None:
+        """A bucket is full: check that its oldest node still answers, else replace it."""
+        if node.id in self._pinging or self._closed or self._tg is None:
+            return
+        self._pinging.add(node.id)
+        self._tg.start_soon(self._check_head, node)
+
+    async def _check_head(self, node: Node) -> None:
+        try:
+            await self.ping((node.ip, node.port))
+        except DHTTimeoutError:
+            self._routing.remove_contact(node)
+        except DHTError:
+            pass
+        finally:
+            self._pinging.discard(node.id)
+
+    # -- serving others -------------------------------------------------------------------
+
+    def _handle_request(self, request: Request, source: Address) -> None:
+        host = source[0]
+        if request.node_id is not None and request.node_id != self.node_id:
+            self._routing.add_contact(Node(request.node_id, host, source[1]))
+        command = request.command
+        reply_id = self._wire_id
+        if command is Command.PING:
+            response = Response(command, request.rid, source, reply_id)
+        elif command in (Command.FIND_NODE, Command.LOOKUP, Command.FIND_PEER):
+            response = self._answer_query(request, source)
+        elif command is Command.ANNOUNCE:
+            response = Response(
+                command, request.rid, source, reply_id, self._store_announce(request, host)
+            )
+        else:
+            response = Response(
+                command, request.rid, source, reply_id, self._store_unannounce(request, host)
+            )
+        self._send(response.encode(), source)
+
+    def _answer_query(self, request: Request, source: Address) -> Response:
+        command = request.command
+        target = request.key if command is Command.FIND_NODE else target_for(request.key)
+        exclude = request.node_id
+        neighbours = self._routing.find_neighbors(Node(target), self.ksize + 1)
+        nodes = tuple(NodeContact(n.id, n.ip, n.port) for n in neighbours if n.id != exclude)[
+            : self.ksize
+        ]
+        if command is Command.FIND_NODE:
+            return Response(command, request.rid, source, self._wire_id, nodes=nodes)
+        now = self.clock()
+        token = None if self.ephemeral else self._tokens.issue(source[0], now)
+        records: tuple[tuple[str, bytes], ...] = ()
+        if command is Command.LOOKUP:
+            records = tuple(
+                (stored.host, stored.record.encode())
+                for stored in self._store.sample(
+                    RecordKind.TOPIC, request.key, now, MAX_RECORDS_PER_REPLY
+                )
+            )
+        else:
+            stored = self._store.get(RecordKind.PEER, request.key, request.key, now)
+            if stored is not None:
+                records = ((stored.host, stored.record.encode()),)
+        return Response(
+            command, request.rid, source, self._wire_id, token=token, nodes=nodes, records=records
+        )
+
+    def _store_announce(self, request: Request, host: str) -> Status:
+        if self.ephemeral:
+            return Status.NOT_STORING
+        now = self.clock()
+        if not self._tokens.check(host, request.token, now):
+            return Status.BAD_TOKEN
+        try:
+            record = decode_record(request.payload)
+        except InvalidRecordError as exc:
+            logger.debug("rejected an announce from %s: %s", host, exc)
+            return Status.INVALID_RECORD
+        claimed = {a.host for a in record.addresses if a.kind is AddressKind.DIRECT}
+        if claimed - {host}:
+            # A direct address must be the sender's own IP, as we see it.
+            return Status.ADDRESS_MISMATCH
+        return _PUT_STATUS[self._store.put(record, host, now)]
+
+    def _store_unannounce(self, request: Request, host: str) -> Status:
+        if self.ephemeral:
+            return Status.NOT_STORING
+        now = self.clock()
+        if not self._tokens.check(host, request.token, now):
+            return Status.BAD_TOKEN
+        try:
+            unannounce = decode_unannounce(request.payload)
+        except InvalidRecordError as exc:
+            logger.debug("rejected an unannounce from %s: %s", host, exc)
+            return Status.INVALID_RECORD
+        self._store.remove(unannounce, now)
+        return Status.OK
+
+    def _local_records(self, kind: RecordKind, topic: bytes) -> list[tuple[str, bytes]]:
+        now = self.clock()
+        if kind is RecordKind.PEER:
+            stored = self._store.get(kind, topic, topic, now)
+            return [] if stored is None else [(stored.host, stored.record.encode())]
+        return [(s.host, s.record.encode()) for s in self._store.sample(kind, topic, now)]
+
+    async def _maintenance_loop(self) -> None:
+        while True:
+            await anyio.sleep(MAINTENANCE_INTERVAL)
+            expired = self._store.expire(self.clock())
+            if expired:
+                logger.debug("expired %d records", expired)
+
+    # -- queries ----------------------------------------------------------------------------
+
+    async def _query(
+        self,
+        kind: RecordKind | None,
+        key: bytes,
+        *,
+        on_reply: ReplyCallback | None = None,
+    ) -> list[tuple[Node, Response]]:
+        """Walk to the nodes closest to ``key``: FIND_NODE for a raw id (``kind`` None),
+        LOOKUP for a topic, FIND_PEER for a public key."""
+        if kind is None:
+            command, target = Command.FIND_NODE, key
+        else:
+            command = Command.LOOKUP if kind is RecordKind.TOPIC else Command.FIND_PEER
+            target = target_for(key)
+
+        async def ask(address: Address) -> Response:
+            return await self.request(address, command, key=key)
+
+        query = IterativeQuery(
+            target,
+            ask,
+            seeds=self._routing.find_neighbors(Node(target), self.ksize),
+            bootstrap=self._bootstrap_addresses,
+            ksize=self.ksize,
+            alpha=self.alpha,
+            local_id=self.node_id,
+            on_reply=on_reply,
+        )
+        return await query.run()
+
+    async def bootstrap(self) -> None:
+        """Join the network: walk towards our own id from the bootstrap nodes.
+
+        With no bootstrap nodes (the first node of a network) this returns at once. An
+        unreachable bootstrap list is logged, not raised: the node keeps serving and a
+        later query retries the bootstrap nodes.
+        """
+        if not self._bootstrap_addresses:
+            return
+        self._bootstrap_addresses = [
+            await _resolve(address) for address in self._bootstrap_addresses
+        ]
+        self._bootstrap_addresses = [a for a in self._bootstrap_addresses if a != self.address]
+        target = self.node_id if not self.ephemeral else os.urandom(20)
+        replies = await self._query(None, target)
+        if not replies and len(self._routing) == 0:
+            logger.warning("DHT bootstrap reached none of %s", self._bootstrap_addresses)
+
+    def _next_seq(self, kind: RecordKind, topic: bytes, public_key: bytes) -> int:
+        key = (kind, topic, public_key)
+        seq = max(self._seqs.get(key, -1) + 1, int(self.clock() * 1_000_000))
+        self._seqs[key] = seq
+        return seq
+
+    async def _commit(
+        self,
+        replies: list[tuple[Node, Response]],
+        command: Command,
+        payload: bytes,
+    ) -> int:
+        """Send a signed store (or removal) to every node that gave a token; count the OKs."""
+        stored = 0
+
+        async def commit(node: Node, token: bytes) -> None:
+            nonlocal stored
+            try:
+                response = await self.request(
+                    (node.ip, node.port), command, token=token, payload=payload
+                )
+            except DHTTimeoutError:
+                return
+            if response.status is Status.OK:
+                stored += 1
+            else:
+                logger.debug("%s refused %s: %s", node, command.name, response.status.name)
+
+        async with anyio.create_task_group() as tg:
+            for node, response in replies:
+                if response.token is not None:
+                    tg.start_soon(commit, node, response.token)
+        return stored
+
+    async def announce(
+        self,
+        topic: bytes,
+        key_pair: KeyPair,
+        port: int,
+        *,
+        addresses: Sequence[PeerAddress] = (),
+    ) -> None:
+        """Store a signed record for ``key_pair`` under ``topic`` on the k closest nodes.
+
+        ``port`` is where the peer listens; the storing nodes pair it with the source IP
+        they observe. ``addresses`` adds relays (at most 3 more). Raises DHTError if no
+        node stored it.
+        """
+        topic = check_topic(topic)
+        await self._announce(RecordKind.TOPIC, topic, key_pair, port, tuple(addresses))
+
+    async def announce_self(
+        self, key_pair: KeyPair, port: int, *, addresses: Sequence[PeerAddress] = ()
+    ) -> None:
+        """Announce ``key_pair`` under its own public key, so :meth:`find_peer` finds it."""
+        await self._announce(RecordKind.PEER, key_pair.public_key, key_pair, port, tuple(addresses))
+
+    async def _announce(
+        self,
+        kind: RecordKind,
+        topic: bytes,
+        key_pair: KeyPair,
+        port: int,
+        addresses: tuple[PeerAddress, ...],
+    ) -> None:
+        if not isinstance(key_pair, KeyPair):
+            raise TypeError(f"key_pair must be a KeyPair, got {type(key_pair).__name__}")
+        if not isinstance(port, int) or not 0 <= port <= 0xFFFF:
+            raise ValueError(f"port must be 0..65535, got {port!r}")
+        record = create_record(
+            key_pair,
+            topic,
+            port,
+            seq=self._next_seq(kind, topic, key_pair.public_key),
+            expiry=self.clock() + self.record_ttl,
+            kind=kind,
+            addresses=addresses,
+        )
+        replies = await self._query(kind, topic)
+        stored = await self._commit(replies, Command.ANNOUNCE, record.encode())
+        if stored == 0:
+            raise DHTError(f"announce reached no storing node ({len(replies)} nodes answered)")
+
+    async def unannounce(self, topic: bytes, key_pair: KeyPair) -> None:
+        """Remove our record under ``topic`` from the nodes closest to it (signed)."""
+        topic = check_topic(topic)
+        await self._unannounce(RecordKind.TOPIC, topic, key_pair)
+
+    async def unannounce_self(self, key_pair: KeyPair) -> None:
+        await self._unannounce(RecordKind.PEER, key_pair.public_key, key_pair)
+
+    async def _unannounce(self, kind: RecordKind, topic: bytes, key_pair: KeyPair) -> None:
+        seq = self._next_seq(kind, topic, key_pair.public_key)
+        message = create_unannounce(key_pair, topic, seq=seq, kind=kind)
+        replies = await self._query(kind, topic)
+        await self._commit(replies, Command.UNANNOUNCE, message.encode())
+
+    def lookup(self, topic: bytes) -> TopicLookup:
+        """Find the peers announced under ``topic``: an async iterator of verified records."""
+        return TopicLookup(self, RecordKind.TOPIC, check_topic(topic))
+
+    async def find_peer(self, public_key: bytes) -> PeerRecord | None:
+        """The record a peer announced under its own key (:meth:`announce_self`), or None."""
+        public_key = check_public_key(public_key)
+        async with TopicLookup(self, RecordKind.PEER, public_key) as found:
+            async for record in found:
+                return record
+        return None
+
+
+async def _resolve(address: Address) -> Address:
+    """Bootstrap entries may name hosts; datagrams go to IP literals only."""
+    host, port = address
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+        return address
+    except OSError:
+        pass
+    infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    if not infos:
+        raise DHTError(f"cannot resolve bootstrap host {host!r}")
+    resolved = infos[0][4]
+    return str(resolved[0]), int(resolved[1])

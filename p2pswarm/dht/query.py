@@ -1,0 +1,252 @@
+"""Iterative Kademlia queries that never wait for a whole round, and streaming lookups.
+
+A query walks towards a target: it keeps the candidates in kademlia's ``NodeHeap``
+(ordered by XOR distance, the k closest visible), and whenever a reply or a failure frees
+a slot it immediately asks the closest uncontacted candidate, keeping ``alpha`` requests
+in flight. So a slow node delays only its own slot, not a round (the flaw of kademlia's
+own crawler, which synchronises per round). The query ends when nothing is in flight and
+every one of the k closest known nodes has been asked; what it returns is the k closest
+nodes that answered, with their replies (and so their round-trip tokens).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.lowlevel
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from kademlia.node import Node, NodeHeap
+
+from ..errors import DHTError, DHTTimeoutError, InvalidRecordError
+from ..peer_record import PeerRecord
+from .messages import Command, Response
+from .records import RecordKind, decode_record
+
+if TYPE_CHECKING:
+    from .node import DHTNode
+
+__all__ = ("IterativeQuery", "TopicLookup")
+
+logger = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+RequestFn = Callable[[Address], Awaitable[Response]]
+ReplyCallback = Callable[[Address, Response], None]
+
+
+class IterativeQuery:
+    """One query towards ``target``; construct, then ``await run()`` once."""
+
+    def __init__(
+        self,
+        target: bytes,
+        request: RequestFn,
+        *,
+        seeds: Sequence[Node],
+        bootstrap: Sequence[Address],
+        ksize: int,
+        alpha: int,
+        local_id: bytes | None,
+        on_reply: ReplyCallback | None = None,
+    ) -> None:
+        self.target = target
+        self._request = request
+        self._heap = NodeHeap(Node(target), ksize)
+        self._heap.push(list(seeds))
+        self._bootstrap = list(bootstrap)
+        self._alpha = alpha
+        self._local_id = local_id
+        self._on_reply = on_reply
+        self._replies: dict[bytes, Response] = {}
+        self._failed: set[bytes] = set()
+        self._in_flight = 0
+        self._tg: TaskGroup | None = None
+        self.requests_sent = 0
+
+    async def run(self) -> list[tuple[Node, Response]]:
+        """Walk to the target; the k closest nodes that answered, closest first."""
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            if len(self._heap) == 0:
+                self._ask_bootstrap()
+            self._pump()
+        if not self._replies and self._bootstrap:
+            # Every known contact is gone (churn, a restart): start again from bootstrap.
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                self._ask_bootstrap()
+        return [(node, self._replies[node.id]) for node in self._heap if node.id in self._replies]
+
+    def _ask_bootstrap(self) -> None:
+        assert self._tg is not None
+        bootstrap, self._bootstrap = self._bootstrap, []
+        for address in bootstrap:
+            self._in_flight += 1
+            self._tg.start_soon(self._ask, None, address)
+
+    def _pump(self) -> None:
+        assert self._tg is not None
+        while self._in_flight < self._alpha:
+            candidate = next(
+                (node for node in self._heap if node.id not in self._heap.contacted), None
+            )
+            if candidate is None:
+                return
+            self._heap.mark_contacted(candidate)
+            self._in_flight += 1
+            self._tg.start_soon(self._ask, candidate, (candidate.ip, candidate.port))
+
+    async def _ask(self, node: Node | None, address: Address) -> None:
+        try:
+            self.requests_sent += 1
+            try:
+                response = await self._request(address)
+            except DHTTimeoutError:
+                if node is not None:
+                    self._failed.add(node.id)
+                    self._heap.remove([node.id])
+                return
+            self._take_reply(node, address, response)
+        finally:
+            self._in_flight -= 1
+            self._pump()
+
+    def _take_reply(self, node: Node | None, address: Address, response: Response) -> None:
+        if node is None:
+            # A bootstrap address: it becomes a candidate once it tells us its id.
+            if response.node_id is None or response.node_id == self._local_id:
+                self._deliver(address, response)
+                return
+            node = Node(response.node_id, address[0], address[1])
+            if node in self._heap:
+                return  # already reached under its id
+            self._heap.push(node)
+            self._heap.mark_contacted(node)
+        self._replies[node.id] = response
+        closer = [
+            Node(contact.node_id, contact.host, contact.port)
+            for contact in response.nodes
+            if contact.node_id != self._local_id
+            and contact.node_id not in self._failed
+            and contact.node_id not in self._replies
+        ]
+        if closer:
+            self._heap.push(closer)
+        self._deliver(address, response)
+
+    def _deliver(self, address: Address, response: Response) -> None:
+        if self._on_reply is None:
+            return
+        try:
+            self._on_reply(address, response)
+        except Exception:
+            logger.debug("query reply handler failed on a reply from %s", address, exc_info=True)
+
+
+class TopicLookup:
+    """A running lookup: verified :class:`PeerRecord` objects as they arrive, once per key.
+
+    The query starts on first use (``async with``, ``async for`` or ``__anext__``) and runs
+    in the DHT node's task group; iteration ends when it has finished. ``aclose()`` stops it.
+    """
+
+    def __init__(self, node: DHTNode, kind: RecordKind, topic: bytes) -> None:
+        self._node = node
+        self._kind = kind
+        self._topic = topic
+        self._send: MemoryObjectSendStream[PeerRecord] | None = None
+        self._receive: MemoryObjectReceiveStream[PeerRecord] | None = None
+        self._seen: set[bytes] = set()
+        self._scope: anyio.CancelScope | None = None
+        self._started = False
+        self._closed = False
+
+    def _start(self) -> None:
+        if self._started or self._closed:
+            return
+        self._started = True
+        # The streams exist only while the query does, so an unused lookup leaks nothing.
+        send, receive = anyio.create_memory_object_stream[PeerRecord](math.inf)
+        self._scope = anyio.CancelScope()
+        try:
+            self._node._spawn(self._run)  # raises DHTError when the node is closed
+        except BaseException:
+            send.close()
+            receive.close()
+            raise
+        self._send, self._receive = send, receive
+
+    async def _run(self) -> None:
+        assert self._scope is not None and self._send is not None
+        with self._send, self._scope:
+            for host, blob in self._node._local_records(self._kind, self._topic):
+                self._offer(host, blob)
+            try:
+                await self._node._query(
+                    self._kind, self._topic, on_reply=lambda _addr, reply: self._on_reply(reply)
+                )
+            except DHTError as exc:
+                logger.debug("lookup ended early: %s", exc)
+
+    def _on_reply(self, response: Response) -> None:
+        if response.command not in (Command.LOOKUP, Command.FIND_PEER):
+            return
+        for host, blob in response.records:
+            self._offer(host, blob)
+
+    def _offer(self, host: str, blob: bytes) -> None:
+        # Records repeat across replies: skip known keys before paying for a signature check.
+        if blob[34:66] in self._seen:
+            return
+        try:
+            record = decode_record(blob)
+        except InvalidRecordError as exc:
+            logger.debug("dropped a record in a lookup reply: %s", exc)
+            return
+        if (
+            record.kind is not self._kind
+            or record.topic != self._topic
+            or record.expiry <= self._node.clock()
+            or record.public_key in self._seen
+        ):
+            return
+        self._seen.add(record.public_key)
+        # A closed consumer means the query is being cancelled: drop quietly.
+        assert self._send is not None
+        with contextlib.suppress(anyio.BrokenResourceError):
+            self._send.send_nowait(record.to_peer_record(host))
+
+    def __aiter__(self) -> TopicLookup:
+        return self
+
+    async def __anext__(self) -> PeerRecord:
+        self._start()
+        if self._receive is None:
+            raise StopAsyncIteration
+        try:
+            return await self._receive.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            self._receive.close()
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        """Stop the query (if still running) and drop what it has not delivered."""
+        self._closed = True
+        if self._scope is not None:
+            self._scope.cancel()
+        if self._receive is not None:
+            self._receive.close()
+        await anyio.lowlevel.checkpoint()
+
+    async def __aenter__(self) -> TopicLookup:
+        self._start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

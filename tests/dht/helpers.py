@@ -1,0 +1,49 @@
+"""Shared helpers for the DHT tests: raw UDP clients that speak (or break) the wire."""
+
+from __future__ import annotations
+
+import os
+
+import anyio
+import anyio.abc
+
+from p2pswarm.dht import messages
+from p2pswarm.dht.messages import Command, Request, Response
+
+
+class RawPeer:
+    """A bare UDP socket on 127.0.0.1 that sends hand-made datagrams and reads replies."""
+
+    def __init__(self, sock: anyio.abc.UDPSocket) -> None:
+        self.sock = sock
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self.sock.extra(anyio.abc.SocketAttribute.local_address)[:2]
+        return str(host), int(port)
+
+    async def send(self, data: bytes, to: tuple[str, int]) -> None:
+        await self.sock.sendto(data, *to)
+
+    async def request(self, to: tuple[str, int], request: Request) -> Response:
+        """Send ``request`` and return the reply carrying its rid (bounded by 5 s)."""
+        await self.send(request.encode(), to)
+        with anyio.fail_after(5):
+            while True:
+                data, _ = await self.sock.receive()
+                reply = messages.decode(data)
+                if isinstance(reply, Response) and reply.rid == request.rid:
+                    return reply
+
+    async def token_from(self, to: tuple[str, int], topic: bytes) -> bytes:
+        reply = await self.request(to, Request(Command.LOOKUP, new_rid(), key=topic))
+        assert reply.token is not None
+        return reply.token
+
+
+def new_rid() -> int:
+    return int.from_bytes(os.urandom(4), "big")
+
+
+async def open_raw_peer() -> RawPeer:
+    return RawPeer(await anyio.create_udp_socket(local_host="127.0.0.1"))
