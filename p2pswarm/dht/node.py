@@ -504,7 +504,11 @@ class DHTNode:
             target = target_for(key)
 
         async def ask(address: Address) -> Response:
-            return await self.request(address, command, key=key)
+            try:
+                return await self.request(address, command, key=key)
+            except DHTTimeoutError:
+                self._forget(address)
+                raise
 
         query = IterativeQuery(
             target,
@@ -517,6 +521,12 @@ class DHTNode:
             on_reply=on_reply,
         )
         return await query.run()
+
+    def _forget(self, address: Address) -> None:
+        """Drop contacts at ``address``: a whole request with its retransmits went unanswered."""
+        for node in self._routing.all_nodes():
+            if (node.ip, node.port) == address:
+                self._routing.remove_contact(node)
 
     async def bootstrap(self) -> None:
         """Join the network: walk towards our own id from the bootstrap nodes.
