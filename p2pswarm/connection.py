@@ -1,0 +1,387 @@
+"""Connection: an encrypted, authenticated ``anyio.abc.ByteStream`` to one peer.
+
+It drives a :class:`~p2pswarm.protocol.SecretStream` over a transport byte stream (a TCP
+socket today) in a pull model: bytes are read from the socket only inside
+:meth:`Connection.receive`, so there is no hidden background task, back-pressure is the
+kernel's, and an application that stops reading stops the peer.
+
+Liveness, both directions:
+
+* Keep-alives. While ``receive()`` waits, it sends an (encrypted, empty) keep-alive
+  whenever nothing was sent for ``keepalive`` seconds. An owner that is not always
+  receiving (a listener's ``serve``, the swarm) also runs :meth:`Connection.run_keepalive`
+  in a task beside the handler.
+* Idle timeout. ``receive()`` raises :class:`~p2pswarm.errors.IdleTimeoutError` and closes
+  the connection when nothing at all (not even a keep-alive) arrived for ``idle_timeout``
+  seconds: 20 s by default, four missed keep-alives of a peer on the 5 s default. It is
+  measured while receiving; a connection nobody reads is not timed out (its peer's data
+  would just wait in the kernel).
+
+Faults: a protocol violation or an idle timeout is raised once by ``receive()``, after
+everything decoded before it has been returned, and the connection is closed at that
+moment; later calls raise ``anyio.ClosedResourceError``. A socket that breaks raises
+``anyio.BrokenResourceError``, as any anyio stream does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import anyio
+from anyio.abc import ByteStream
+
+from .errors import IdleTimeoutError, ProtocolError
+from .protocol import Data, EndOfStream, Event, ProtocolViolation, SecretStream
+
+__all__ = (
+    "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_KEEPALIVE",
+    "Connection",
+    "ConnectionAttribute",
+)
+
+#: Seconds without sending after which a keep-alive goes out (Hyperswarm's default).
+DEFAULT_KEEPALIVE: Final = 5.0
+#: Seconds without receiving anything after which the peer is taken as dead.
+DEFAULT_IDLE_TIMEOUT: Final = 20.0
+#: How much to ask the socket for at once: asyncio hands over what it has read, up to this.
+_RECEIVE_SIZE: Final = 256 * 1024
+#: Plaintext per transport write for large sends: bounds the ciphertext held at once.
+_SEND_BATCH: Final = 256 * 1024
+
+
+class ConnectionAttribute(anyio.TypedAttributeSet):
+    """Typed attributes of a :class:`Connection` (``connection.extra(ConnectionAttribute.x)``)."""
+
+    #: The peer's 32-byte Ed25519 public key, authenticated by the handshake.
+    remote_public_key: bytes = anyio.typed_attribute()
+    #: This side's 32-byte public key.
+    public_key: bytes = anyio.typed_attribute()
+    #: The 64-byte Noise handshake hash, the same on both sides: a channel binding.
+    handshake_hash: bytes = anyio.typed_attribute()
+    #: True on the side that dialled.
+    is_initiator: bool = anyio.typed_attribute()
+    #: The peer's (host, port) as this side's socket sees it.
+    remote_address: tuple[str, int] = anyio.typed_attribute()
+    #: Topics the initiator said it found the responder under (empty from JS peers).
+    remote_topics: tuple[bytes, ...] = anyio.typed_attribute()
+    #: True when the bytes travel through a relay (never, today).
+    relayed: bool = anyio.typed_attribute()
+
+
+class Connection(ByteStream):
+    """An open secret stream to one authenticated peer.
+
+    Made by :func:`~p2pswarm.connect_tcp`, a listener, or the lower-level
+    :func:`~p2pswarm.transport.initiate_handshake` / ``accept_handshake``; not directly.
+    """
+
+    def __init__(
+        self,
+        transport_stream: ByteStream,
+        machine: SecretStream,
+        *,
+        remote_address: tuple[str, int],
+        initial_events: list[Event] | tuple[Event, ...] = (),
+        keepalive: float | None = DEFAULT_KEEPALIVE,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        relayed: bool = False,
+    ) -> None:
+        if not machine.handshake_complete:
+            raise ValueError("a Connection needs a secret stream whose handshake completed")
+        if keepalive is not None and not keepalive > 0:
+            raise ValueError("keepalive must be a positive number of seconds or None")
+        if idle_timeout is not None and not idle_timeout > 0:
+            raise ValueError("idle_timeout must be a positive number of seconds or None")
+        assert machine.remote_public_key is not None and machine.handshake_hash is not None
+        self._stream = transport_stream
+        self._machine = machine
+        self._remote_public_key: bytes = machine.remote_public_key
+        self._handshake_hash: bytes = machine.handshake_hash
+        self._remote_address = remote_address
+        self._relayed = relayed
+        self.keepalive = keepalive
+        self.idle_timeout = idle_timeout
+        self._pending: deque[bytes] = deque()
+        self._ended = False
+        self._error: BaseException | None = None
+        self._closed = False
+        self._eof_sent = False
+        self._closed_event = anyio.Event()
+        self._send_lock = anyio.Lock(fast_acquire=True)
+        self._receive_guard = anyio.ResourceGuard("reading from")
+        now = anyio.current_time()
+        self._last_sent = now
+        self._last_received = now
+        self._on_events(initial_events)
+
+    # -- identity ---------------------------------------------------------------------------
+
+    @property
+    def remote_public_key(self) -> bytes:
+        """The peer's 32-byte public key, authenticated by the handshake."""
+        return self._remote_public_key
+
+    @property
+    def public_key(self) -> bytes:
+        """This side's 32-byte public key."""
+        return self._machine.public_key
+
+    @property
+    def handshake_hash(self) -> bytes:
+        """The 64-byte handshake hash, equal on both ends."""
+        return self._handshake_hash
+
+    @property
+    def is_initiator(self) -> bool:
+        """True on the side that dialled."""
+        return self._machine.is_initiator
+
+    @property
+    def remote_address(self) -> tuple[str, int]:
+        """The peer's (host, port)."""
+        return self._remote_address
+
+    @property
+    def remote_topics(self) -> tuple[bytes, ...]:
+        """The topics from the initiator's hello (empty from a plain secret-stream peer)."""
+        return self._machine.remote_topics
+
+    @property
+    def relayed(self) -> bool:
+        """Whether the stream goes through a relay (False: every stream is direct today)."""
+        return self._relayed
+
+    @property
+    def bytes_read(self) -> int:
+        """Application bytes received since the handshake (keep-alives excluded)."""
+        return self._machine.bytes_read
+
+    @property
+    def bytes_written(self) -> int:
+        """Application bytes sent since the handshake (keep-alives excluded)."""
+        return self._machine.bytes_written
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection is closed, for whatever reason."""
+        return self._closed
+
+    @property
+    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+        return {
+            **self._stream.extra_attributes,
+            ConnectionAttribute.remote_public_key: lambda: self._remote_public_key,
+            ConnectionAttribute.public_key: lambda: self._machine.public_key,
+            ConnectionAttribute.handshake_hash: lambda: self._handshake_hash,
+            ConnectionAttribute.is_initiator: lambda: self._machine.is_initiator,
+            ConnectionAttribute.remote_address: lambda: self._remote_address,
+            ConnectionAttribute.remote_topics: lambda: self._machine.remote_topics,
+            ConnectionAttribute.relayed: lambda: self._relayed,
+        }
+
+    def __repr__(self) -> str:
+        host, port = self._remote_address
+        state = "closed" if self._closed else "open"
+        role = "initiator" if self.is_initiator else "responder"
+        return (
+            f"<Connection {state} {role} remote={self._remote_public_key.hex()[:16]}… "
+            f"at {host}:{port}>"
+        )
+
+    # -- receiving --------------------------------------------------------------------------
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        """Return the next decrypted bytes (at most ``max_bytes``, at least 1).
+
+        :raises anyio.EndOfStream: the peer half-closed and everything was read
+        :raises ~p2pswarm.errors.RemoteProtocolError: the peer broke the protocol (once)
+        :raises ~p2pswarm.errors.IdleTimeoutError: nothing arrived in ``idle_timeout`` (once)
+        :raises anyio.BrokenResourceError: the socket failed
+        :raises anyio.ClosedResourceError: the connection was closed
+        :raises anyio.BusyResourceError: another task is already receiving
+        """
+        if max_bytes < 1:
+            raise ValueError("max_bytes must be at least 1")
+        with self._receive_guard:
+            while True:
+                if self._pending:
+                    chunk = self._pending.popleft()
+                    if len(chunk) > max_bytes:
+                        self._pending.appendleft(chunk[max_bytes:])
+                        chunk = chunk[:max_bytes]
+                    return chunk
+                if self._error is not None:
+                    error, self._error = self._error, None
+                    raise error
+                if self._ended:
+                    raise anyio.EndOfStream
+                if self._closed:
+                    raise anyio.ClosedResourceError
+                await self._receive_more()
+
+    async def _receive_more(self) -> None:
+        """Read one chunk from the socket, keeping the peer fed with keep-alives meanwhile."""
+        keepalive, idle_timeout = self.keepalive, self.idle_timeout
+        while True:
+            if keepalive is None and idle_timeout is None:
+                chunk = await self._read_socket()
+                break
+            now = anyio.current_time()
+            deadline = math.inf
+            if idle_timeout is not None:
+                if now - self._last_received >= idle_timeout:
+                    await self._fail(IdleTimeoutError(f"nothing received for {idle_timeout} s"))
+                    return
+                deadline = self._last_received + idle_timeout
+            if keepalive is not None:
+                if now - self._last_sent >= keepalive:
+                    await self._send_keepalive_if_due()
+                    continue
+                deadline = min(deadline, self._last_sent + keepalive)
+            with anyio.move_on_after(deadline - now):
+                chunk = await self._read_socket()
+                break
+        if self._closed:
+            return
+        self._last_received = anyio.current_time()
+        self._on_events(self._machine.receive_data(chunk))
+        if self._error is not None:
+            await self._close_transport()
+
+    async def _read_socket(self) -> bytes:
+        try:
+            return await self._stream.receive(_RECEIVE_SIZE)
+        except anyio.EndOfStream:
+            return b""
+        except anyio.ClosedResourceError:
+            if self._closed:
+                raise
+            await self.aclose()
+            raise anyio.BrokenResourceError from None
+        except (anyio.BrokenResourceError, OSError) as exc:
+            await self.aclose()
+            raise anyio.BrokenResourceError from exc
+
+    def _on_events(self, events: list[Event] | tuple[Event, ...]) -> None:
+        for event in events:
+            if type(event) is Data:
+                self._pending.append(event.data)
+            elif type(event) is EndOfStream:
+                self._ended = True
+            elif type(event) is ProtocolViolation:
+                self._error = event.error
+            # KeepAlive: its arrival already refreshed the idle clock.
+
+    async def _fail(self, error: ProtocolError | IdleTimeoutError) -> None:
+        self._error = error
+        await self._close_transport()
+
+    # -- sending ----------------------------------------------------------------------------
+
+    async def send(self, item: bytes) -> None:
+        """Encrypt and send ``item`` (cut into frames); concurrent sends never interleave.
+
+        :raises anyio.ClosedResourceError: after ``aclose()`` or ``send_eof()``
+        :raises anyio.BrokenResourceError: the socket failed
+        """
+        if self._closed or self._eof_sent:
+            raise anyio.ClosedResourceError
+        size = len(item)
+        if size == 0:
+            return
+        async with self._send_lock:
+            if self._closed or self._eof_sent:
+                raise anyio.ClosedResourceError
+            if size <= _SEND_BATCH:
+                await self._write(self._machine.send(item))
+            else:
+                view = memoryview(item)
+                for start in range(0, size, _SEND_BATCH):
+                    await self._write(self._machine.send(view[start : start + _SEND_BATCH]))
+
+    async def send_keepalive(self) -> None:
+        """Send one keep-alive now."""
+        if self._closed or self._eof_sent:
+            raise anyio.ClosedResourceError
+        async with self._send_lock:
+            await self._write(self._machine.send_keepalive())
+
+    async def _send_keepalive_if_due(self) -> None:
+        async with self._send_lock:
+            # Someone else may have sent while this task waited for the lock.
+            if self._closed or self._eof_sent:
+                self._last_sent = anyio.current_time()  # nothing to keep alive any more
+                return
+            keepalive = self.keepalive
+            if keepalive is not None and anyio.current_time() - self._last_sent < keepalive:
+                return
+            await self._write(self._machine.send_keepalive())
+
+    async def _write(self, data: bytes) -> None:
+        try:
+            await self._stream.send(data)
+        except anyio.ClosedResourceError:
+            if self._closed:
+                raise
+            await self.aclose()
+            raise anyio.BrokenResourceError from None
+        except (anyio.BrokenResourceError, OSError) as exc:
+            await self.aclose()
+            raise anyio.BrokenResourceError from exc
+        self._last_sent = anyio.current_time()
+
+    async def send_eof(self) -> None:
+        """Half-close: tell the peer no more data comes (secret-stream has no end frame;
+        this is a TCP FIN). Receiving goes on. Keep-alives stop."""
+        if self._closed:
+            raise anyio.ClosedResourceError
+        async with self._send_lock:
+            if self._eof_sent:
+                return
+            self._eof_sent = True
+            await self._stream.send_eof()
+
+    async def run_keepalive(self) -> None:
+        """Send keep-alives whenever nothing was sent for ``keepalive`` seconds, until the
+        connection closes (or its sending side is shut). Run it in a task beside whoever
+        uses the connection; it returns on its own, never raising for a broken socket."""
+        while not self._closed and not self._eof_sent:
+            keepalive = self.keepalive
+            if keepalive is None:
+                await self._closed_event.wait()
+                return
+            delay = self._last_sent + keepalive - anyio.current_time()
+            if delay > 0:
+                with anyio.move_on_after(delay):
+                    await self._closed_event.wait()
+                continue
+            try:
+                await self._send_keepalive_if_due()
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                return
+
+    # -- closing ----------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close the connection (and its socket) at once; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._machine.close()
+        self._pending.clear()
+        await self._close_transport()
+
+    async def _close_transport(self) -> None:
+        self._closed = True
+        self._machine.close()
+        with anyio.CancelScope(shield=True):
+            await anyio.aclose_forcefully(self._stream)
+        self._closed_event.set()
+
+    async def wait_closed(self) -> None:
+        """Return once the connection is closed, for any reason."""
+        await self._closed_event.wait()

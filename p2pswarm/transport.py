@@ -1,0 +1,544 @@
+"""The stream I/O edge: TCP listening and dialling, and the handshake over any byte stream.
+
+Layers, lowest first:
+
+* :func:`initiate_handshake` / :func:`accept_handshake` run the secret-stream handshake over
+  an already connected ``anyio.abc.ByteStream`` and return a :class:`Connection`. The
+  responder side takes an ``authorize`` hook (the swarm's firewall and ban list), called as
+  soon as the peer's key is known and before this side's final handshake message.
+* :func:`connect_tcp` and :func:`create_tcp_listener` are the direct, DHT-free API in
+  anyio's naming.
+* :class:`Dialer` is the one interface through which the swarm reaches a peer found by
+  discovery; :class:`TCPDialer` tries the record's direct addresses in order.
+
+Later ways of reaching a peer behind a NAT (a coordinated TCP simultaneous open, a blind
+relay through a third peer) are further ``Dialer`` implementations; a composite dialer
+tries them in order and collects each one's :class:`~p2pswarm.errors.DialError` reasons,
+and a relay sets ``relayed=True`` on the connection it returns. Swarm policy never needs to
+know which one succeeded. Listening sockets set ``SO_REUSEADDR`` and ``SO_REUSEPORT`` so the
+listening port can later also be the source port of such dials.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Final, Protocol, TypeAlias
+
+import anyio
+from anyio.abc import ByteStream, SocketAttribute, SocketListener, SocketStream, TaskGroup
+
+from .connection import DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEPALIVE, Connection
+from .errors import DialError, HandshakeError, HandshakeTimeoutError, P2PSwarmError, PeerBannedError
+from .keys import KeyPair, check_public_key
+from .peer_record import PeerRecord
+from .protocol import (
+    MAX_FRAME_SIZE,
+    Event,
+    HandshakeComplete,
+    PeerIdentified,
+    ProtocolViolation,
+    SecretStream,
+)
+
+__all__ = (
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_HANDSHAKE_TIMEOUT",
+    "Authorize",
+    "ConnectionListener",
+    "Dialer",
+    "TCPDialer",
+    "accept_handshake",
+    "connect_tcp",
+    "create_tcp_listener",
+    "initiate_handshake",
+)
+
+logger = logging.getLogger("p2pswarm.transport")
+
+#: Seconds the whole handshake (every message and the first reply) may take.
+DEFAULT_HANDSHAKE_TIMEOUT: Final = 10.0
+#: Seconds a TCP connect may take before the dialler moves on to the next address.
+DEFAULT_CONNECT_TIMEOUT: Final = 5.0
+_HANDSHAKE_READ_SIZE: Final = 65536
+
+#: ``authorize(remote_public_key, remote_address, remote_topics)``: True admits the peer.
+Authorize: TypeAlias = Callable[[bytes, tuple[str, int], tuple[bytes, ...]], bool | Awaitable[bool]]
+
+
+def _check_times(**times: float | None) -> None:
+    for name, value in times.items():
+        if value is not None and not value > 0:
+            raise ValueError(f"{name} must be a positive number of seconds or None, got {value!r}")
+
+
+def _remote_address(stream: ByteStream) -> tuple[str, int]:
+    address = stream.extra(SocketAttribute.remote_address, None)
+    if isinstance(address, tuple) and len(address) >= 2:
+        return str(address[0]), int(address[1])
+    return ("", 0)
+
+
+async def _run_handshake(
+    stream: ByteStream,
+    machine: SecretStream,
+    *,
+    remote_address: tuple[str, int],
+    authorize: Authorize | None,
+    handshake_timeout: float | None,
+) -> list[Event]:
+    """Pump the handshake; return the events that followed HandshakeComplete."""
+    try:
+        with anyio.fail_after(handshake_timeout):
+            outgoing = machine.data_to_send()
+            if outgoing:
+                await stream.send(outgoing)
+            while True:
+                try:
+                    chunk = await stream.receive(_HANDSHAKE_READ_SIZE)
+                except anyio.EndOfStream:
+                    chunk = b""
+                events: deque[Event] = deque(machine.receive_data(chunk))
+                while events:
+                    event = events.popleft()
+                    if isinstance(event, ProtocolViolation):
+                        raise event.error
+                    if isinstance(event, PeerIdentified):
+                        assert authorize is not None
+                        verdict = authorize(
+                            event.remote_public_key, remote_address, event.remote_topics
+                        )
+                        if inspect.isawaitable(verdict):
+                            verdict = await verdict
+                        if not verdict:
+                            raise PeerBannedError(
+                                f"peer {event.remote_public_key.hex()[:16]}… at "
+                                f"{remote_address[0]}:{remote_address[1]} was refused"
+                            )
+                        events.extend(machine.accept_peer())
+                    elif isinstance(event, HandshakeComplete):
+                        outgoing = machine.data_to_send()
+                        if outgoing:
+                            await stream.send(outgoing)
+                        return list(events)
+                outgoing = machine.data_to_send()
+                if outgoing:
+                    await stream.send(outgoing)
+    except TimeoutError:
+        raise HandshakeTimeoutError(
+            f"handshake with {remote_address[0]}:{remote_address[1]} took over "
+            f"{handshake_timeout} s"
+        ) from None
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+        raise HandshakeError(f"connection lost during the handshake: {exc!r}") from exc
+
+
+async def _handshake(
+    stream: ByteStream,
+    machine: SecretStream,
+    *,
+    remote_address: tuple[str, int] | None,
+    authorize: Authorize | None,
+    handshake_timeout: float | None,
+    keepalive: float | None,
+    idle_timeout: float | None,
+) -> Connection:
+    address = remote_address if remote_address is not None else _remote_address(stream)
+    try:
+        rest = await _run_handshake(
+            stream,
+            machine,
+            remote_address=address,
+            authorize=authorize,
+            handshake_timeout=handshake_timeout,
+        )
+        return Connection(
+            stream,
+            machine,
+            remote_address=address,
+            initial_events=rest,
+            keepalive=keepalive,
+            idle_timeout=idle_timeout,
+        )
+    except BaseException:
+        machine.close()
+        with anyio.CancelScope(shield=True):
+            await anyio.aclose_forcefully(stream)
+        raise
+
+
+async def initiate_handshake(
+    stream: ByteStream,
+    *,
+    key_pair: KeyPair,
+    remote_public_key: bytes | None = None,
+    topics: Sequence[bytes] = (),
+    remote_address: tuple[str, int] | None = None,
+    authorize: Authorize | None = None,
+    handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
+    keepalive: float | None = DEFAULT_KEEPALIVE,
+    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+    max_frame_size: int = MAX_FRAME_SIZE,
+) -> Connection:
+    """Run the initiator's handshake over a connected stream: IK when ``remote_public_key``
+    is given (the responder must hold that key), XX otherwise.
+
+    ``topics`` (at most 64) travel in our hello. ``authorize`` (XX only; with IK the key
+    is known before dialling) vets the responder before our final message. On any failure
+    the stream is closed and a :class:`~p2pswarm.errors.HandshakeError` (or
+    :class:`~p2pswarm.errors.HandshakeTimeoutError`, :class:`~p2pswarm.errors.PeerBannedError`)
+    is raised.
+    """
+    _check_times(
+        handshake_timeout=handshake_timeout, keepalive=keepalive, idle_timeout=idle_timeout
+    )
+    if remote_public_key is not None:
+        remote_public_key = check_public_key(remote_public_key, "remote public key")
+    machine = SecretStream(
+        initiator=True,
+        key_pair=key_pair,
+        remote_public_key=remote_public_key,
+        topics=topics,
+        authorize=authorize is not None and remote_public_key is None,
+        max_frame_size=max_frame_size,
+    )
+    return await _handshake(
+        stream,
+        machine,
+        remote_address=remote_address,
+        authorize=authorize,
+        handshake_timeout=handshake_timeout,
+        keepalive=keepalive,
+        idle_timeout=idle_timeout,
+    )
+
+
+async def accept_handshake(
+    stream: ByteStream,
+    *,
+    key_pair: KeyPair,
+    remote_address: tuple[str, int] | None = None,
+    authorize: Authorize | None = None,
+    handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
+    keepalive: float | None = DEFAULT_KEEPALIVE,
+    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+    max_frame_size: int = MAX_FRAME_SIZE,
+) -> Connection:
+    """Run the responder's handshake (XX or IK, whichever the initiator chose).
+
+    ``authorize(remote_public_key, remote_address, remote_topics)``, sync or async, is
+    called once the initiator's key is known and before our final handshake message;
+    False closes the stream and raises :class:`~p2pswarm.errors.PeerBannedError`.
+    ``remote_address`` defaults to what the socket reports.
+    """
+    _check_times(
+        handshake_timeout=handshake_timeout, keepalive=keepalive, idle_timeout=idle_timeout
+    )
+    machine = SecretStream(
+        initiator=False,
+        key_pair=key_pair,
+        authorize=authorize is not None,
+        max_frame_size=max_frame_size,
+    )
+    return await _handshake(
+        stream,
+        machine,
+        remote_address=remote_address,
+        authorize=authorize,
+        handshake_timeout=handshake_timeout,
+        keepalive=keepalive,
+        idle_timeout=idle_timeout,
+    )
+
+
+async def connect_tcp(
+    host: str,
+    port: int,
+    *,
+    key_pair: KeyPair | None = None,
+    remote_public_key: bytes | None = None,
+    topics: Sequence[bytes] = (),
+    connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
+    handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
+    keepalive: float | None = DEFAULT_KEEPALIVE,
+    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+) -> Connection:
+    """Dial ``host:port`` over TCP and run the handshake (IK with ``remote_public_key``,
+    else XX). A fresh key pair is made when ``key_pair`` is None.
+
+    :raises ~p2pswarm.errors.DialError: the TCP connection could not be made
+    :raises ~p2pswarm.errors.HandshakeError: the handshake failed (wrong key, garbage, ...)
+    """
+    _check_times(
+        connect_timeout=connect_timeout,
+        handshake_timeout=handshake_timeout,
+        keepalive=keepalive,
+        idle_timeout=idle_timeout,
+    )
+    if remote_public_key is not None:
+        remote_public_key = check_public_key(remote_public_key, "remote public key")
+    if key_pair is None:
+        key_pair = KeyPair.generate()
+    try:
+        with anyio.fail_after(connect_timeout):
+            stream = await anyio.connect_tcp(host, port)
+    except TimeoutError:
+        reason = f"{host}:{port}: connect timed out after {connect_timeout} s"
+        raise DialError(f"cannot connect to {host}:{port}", (reason,)) from None
+    except OSError as exc:
+        reason = f"{host}:{port}: {exc.strerror or exc}"
+        raise DialError(f"cannot connect to {host}:{port}", (reason,)) from exc
+    return await initiate_handshake(
+        stream,
+        key_pair=key_pair,
+        remote_public_key=remote_public_key,
+        topics=topics,
+        remote_address=(host, port),
+        handshake_timeout=handshake_timeout,
+        keepalive=keepalive,
+        idle_timeout=idle_timeout,
+    )
+
+
+Handler: TypeAlias = Callable[[Connection], Awaitable[Any]]
+
+#: Errors a peer can cause inside a connection handler: they end that connection only.
+_PEER_ERRORS = (
+    P2PSwarmError,
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    anyio.EndOfStream,
+    OSError,
+)
+
+
+class ConnectionListener(anyio.abc.Listener[Connection]):
+    """Accepts TCP connections and hands out handshaken :class:`Connection` objects."""
+
+    def __init__(
+        self,
+        listeners: Sequence[SocketListener],
+        *,
+        key_pair: KeyPair,
+        authorize: Authorize | None = None,
+        handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
+        keepalive: float | None = DEFAULT_KEEPALIVE,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        max_frame_size: int = MAX_FRAME_SIZE,
+    ) -> None:
+        if not listeners:
+            raise ValueError("need at least one socket listener")
+        self._listeners = tuple(listeners)
+        self._ready: deque[SocketStream] = deque()
+        self._closed = False
+        self.key_pair = key_pair
+        self._authorize = authorize
+        self._options: dict[str, Any] = {
+            "handshake_timeout": handshake_timeout,
+            "keepalive": keepalive,
+            "idle_timeout": idle_timeout,
+            "max_frame_size": max_frame_size,
+        }
+
+    @property
+    def public_key(self) -> bytes:
+        """The key pair's public key: what IK dialers must know."""
+        return self.key_pair.public_key
+
+    @property
+    def local_address(self) -> tuple[str, int]:
+        """The (host, port) the listener is bound to (the first, if several)."""
+        address = self._listeners[0].extra(SocketAttribute.local_address)
+        assert isinstance(address, tuple)
+        return str(address[0]), int(address[1])
+
+    @property
+    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+        return self._listeners[0].extra_attributes
+
+    async def _accept_socket(self) -> SocketStream:
+        """The next accepted socket from any of the (usually one) bound sockets."""
+        if not self._ready:
+            if len(self._listeners) == 1:
+                return await self._listeners[0].accept()
+            async with anyio.create_task_group() as group:
+
+                async def accept_from(listener: SocketListener) -> None:
+                    self._ready.append(await listener.accept())
+                    group.cancel_scope.cancel()
+
+                for listener in self._listeners:
+                    group.start_soon(accept_from, listener)
+        return self._ready.popleft()
+
+    async def _accept_one(self, stream: ByteStream) -> Connection | None:
+        address = _remote_address(stream)
+        try:
+            return await accept_handshake(
+                stream,
+                key_pair=self.key_pair,
+                remote_address=address,
+                authorize=self._authorize,
+                **self._options,
+            )
+        except P2PSwarmError as exc:
+            logger.info("handshake with %s:%d failed: %s", address[0], address[1], exc)
+            return None
+
+    async def accept(self) -> Connection:
+        """Accept the next peer whose handshake succeeds (failures are logged and skipped).
+
+        Handshakes run one at a time here; :meth:`serve` runs them concurrently.
+        """
+        while True:
+            stream = await self._accept_socket()
+            connection = await self._accept_one(stream)
+            if connection is not None:
+                return connection
+
+    async def serve(self, handler: Handler, task_group: TaskGroup | None = None) -> None:
+        """Accept until :meth:`aclose`; each socket is handshaken in its own task, then given to
+        ``handler`` with keep-alives running beside it, and closed when it returns.
+
+        A failed handshake closes that socket only and is logged (logger
+        ``p2pswarm.transport``). Errors a peer can cause inside the handler (protocol
+        errors, idle timeouts, broken or ended streams) end that connection only and are
+        logged; any other exception propagates, as in anyio.
+        """
+
+        async def run(stream: ByteStream) -> None:
+            connection = await self._accept_one(stream)
+            if connection is None:
+                return
+            try:
+                async with anyio.create_task_group() as group:
+                    group.start_soon(connection.run_keepalive)
+                    try:
+                        await handler(connection)
+                    finally:
+                        await connection.aclose()
+            except* _PEER_ERRORS as group_error:
+                host, port = connection.remote_address
+                for error in group_error.exceptions:
+                    logger.info("connection with %s:%d ended: %r", host, port, error)
+
+        async with anyio.create_task_group() as own_group:
+            group = task_group if task_group is not None else own_group
+            while True:
+                try:
+                    stream = await self._accept_socket()
+                except anyio.ClosedResourceError:
+                    if self._closed:
+                        return  # aclose() ends serve(); running handlers finish first
+                    raise
+                group.start_soon(run, stream)
+
+    async def aclose(self) -> None:
+        """Stop listening; connections already handed out stay open."""
+        self._closed = True
+        for listener in self._listeners:
+            await listener.aclose()
+        for stream in self._ready:
+            await anyio.aclose_forcefully(stream)
+        self._ready.clear()
+
+
+async def create_tcp_listener(
+    *,
+    local_host: str,
+    local_port: int = 0,
+    key_pair: KeyPair | None = None,
+    authorize: Authorize | None = None,
+    handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
+    keepalive: float | None = DEFAULT_KEEPALIVE,
+    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+    max_frame_size: int = MAX_FRAME_SIZE,
+) -> ConnectionListener:
+    """Listen for secret-stream peers on ``local_host:local_port`` (0: any free port).
+
+    The sockets set ``SO_REUSEADDR`` and ``SO_REUSEPORT``. A fresh key pair is made when
+    ``key_pair`` is None; read it back from ``listener.key_pair``.
+    """
+    _check_times(
+        handshake_timeout=handshake_timeout, keepalive=keepalive, idle_timeout=idle_timeout
+    )
+    if key_pair is None:
+        key_pair = KeyPair.generate()
+    listener = await anyio.create_tcp_listener(
+        local_host=local_host, local_port=local_port, reuse_port=True
+    )
+    sockets = [inner for inner in listener.listeners if isinstance(inner, SocketListener)]
+    return ConnectionListener(
+        sockets,
+        key_pair=key_pair,
+        authorize=authorize,
+        handshake_timeout=handshake_timeout,
+        keepalive=keepalive,
+        idle_timeout=idle_timeout,
+        max_frame_size=max_frame_size,
+    )
+
+
+# -- dialling ---------------------------------------------------------------------------------
+
+
+class Dialer(Protocol):
+    """Turns a peer's record into an authenticated connection, or says why it could not.
+
+    Implementations raise :class:`~p2pswarm.errors.DialError` with one reason per address
+    or strategy tried. They never return a connection to a key other than
+    ``record.public_key`` (the IK handshake guarantees it).
+    """
+
+    async def dial(
+        self, record: PeerRecord, *, key_pair: KeyPair, topics: Sequence[bytes] = ()
+    ) -> Connection: ...
+
+
+class TCPDialer:
+    """Dials a record's direct addresses over TCP, in order, with IK to its public key."""
+
+    def __init__(
+        self,
+        *,
+        connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
+        handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
+        keepalive: float | None = DEFAULT_KEEPALIVE,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+    ) -> None:
+        self.connect_timeout = connect_timeout
+        self.handshake_timeout = handshake_timeout
+        self.keepalive = keepalive
+        self.idle_timeout = idle_timeout
+
+    async def dial(
+        self, record: PeerRecord, *, key_pair: KeyPair, topics: Sequence[bytes] = ()
+    ) -> Connection:
+        """Try each direct address; return the first connection whose handshake succeeds.
+
+        :raises ~p2pswarm.errors.DialError: every address failed (``reasons`` says how)
+        """
+        reasons: list[str] = []
+        for address in record.direct_addresses:
+            try:
+                return await connect_tcp(
+                    address.host,
+                    address.port,
+                    key_pair=key_pair,
+                    remote_public_key=record.public_key,
+                    topics=topics,
+                    connect_timeout=self.connect_timeout,
+                    handshake_timeout=self.handshake_timeout,
+                    keepalive=self.keepalive,
+                    idle_timeout=self.idle_timeout,
+                )
+            except DialError as exc:
+                reasons.extend(exc.reasons or (f"{address}: {exc}",))
+            except P2PSwarmError as exc:
+                reasons.append(f"{address}: {type(exc).__name__}: {exc}")
+        peer = record.public_key.hex()[:16]
+        if not reasons:
+            raise DialError(f"peer {peer}… has no direct address to dial")
+        raise DialError(f"could not reach peer {peer}… at any address", tuple(reasons))
