@@ -1,0 +1,133 @@
+"""How a swarm gets its discovery backend, and how it makes itself findable by key.
+
+One place decides what ``Swarm(bootstrap=None, dht=None)`` means, so the zero-config
+local network can replace the error below without touching the swarm.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+from collections.abc import Callable, Coroutine, Sequence
+from contextlib import AsyncExitStack
+from typing import Any, Protocol, runtime_checkable
+
+import anyio
+
+from .discovery import REFRESH_INTERVAL, REFRESH_JITTER
+from .discovery_backend import DiscoveryBackend
+from .errors import DHTError
+from .keys import KeyPair
+
+__all__ = ("SelfAnnouncer", "check_discovery_options", "key_topic", "open_backend")
+
+logger = logging.getLogger("p2pswarm.swarm")
+
+
+def check_discovery_options(bootstrap: Sequence[tuple[str, int]] | None, dht: object) -> None:
+    """Raise a clear error for a swarm that has no way to discover peers."""
+    if dht is None and bootstrap is None:
+        raise ValueError(
+            "Swarm needs a discovery backend: pass bootstrap=[(host, port), ...] "
+            "(for example testnet.bootstrap) or dht=<DiscoveryBackend>"
+        )
+    if dht is not None and not isinstance(dht, DiscoveryBackend):
+        raise TypeError("dht must implement p2pswarm.discovery_backend.DiscoveryBackend")
+
+
+async def open_backend(
+    stack: AsyncExitStack,
+    bootstrap: Sequence[tuple[str, int]] | None,
+    dht: DiscoveryBackend | None,
+    host: str,
+    port: int,
+) -> DiscoveryBackend:
+    """The backend to use: ``dht`` as given (the caller closes it), or an ephemeral DHT
+    node on ``host`` that the swarm owns (closed with ``stack``), on ``port`` when free."""
+    if dht is not None:
+        return dht
+    from .dht import DHTNode
+
+    try:
+        node = DHTNode(bootstrap=list(bootstrap or ()), host=host, port=port, ephemeral=True)
+        await stack.enter_async_context(node)
+    except OSError:
+        node = DHTNode(bootstrap=list(bootstrap or ()), host=host, port=0, ephemeral=True)
+        await stack.enter_async_context(node)
+    return node
+
+
+def key_topic(public_key: bytes) -> bytes:
+    """The topic a swarm announces itself under so ``join_peer(public_key)`` finds it."""
+    return hashlib.blake2b(public_key, digest_size=32).digest()
+
+
+@runtime_checkable
+class _AnnouncesSelf(Protocol):
+    """A backend with a separate record kind for "this key listens here" (DHTNode)."""
+
+    async def announce_self(self, key_pair: KeyPair, port: int) -> None: ...
+
+    async def unannounce_self(self, key_pair: KeyPair) -> None: ...
+
+
+class SelfAnnouncer:
+    """``swarm.listen()``: announce the swarm under its key, and keep the record fresh."""
+
+    def __init__(self, backend: DiscoveryBackend, key_pair: KeyPair, port: int) -> None:
+        self._backend = backend
+        self._key_pair = key_pair
+        self._port = port
+        self._started = False
+        self._first = anyio.Event()
+        self._error: Exception | None = None
+        self._announced = False
+
+    async def _announce(self) -> None:
+        if isinstance(self._backend, _AnnouncesSelf):
+            await self._backend.announce_self(self._key_pair, self._port)
+        else:
+            await self._backend.announce(
+                key_topic(self._key_pair.public_key), self._key_pair, self._port
+            )
+        self._announced = True
+
+    async def _run(self) -> None:
+        rng = random.Random()
+        while True:
+            try:
+                await self._announce()
+                self._error = None
+            except Exception as exc:
+                self._error = exc
+                logger.debug("announcing our key failed: %r", exc)
+            self._first.set()
+            await anyio.sleep(REFRESH_INTERVAL + rng.uniform(0, REFRESH_JITTER))
+
+    async def ensure(
+        self, spawn: Callable[[Callable[[], Coroutine[Any, Any, object]]], None]
+    ) -> None:
+        """Start announcing (once) and wait for the first announce; raise if it failed."""
+        if not self._started:
+            self._started = True
+            spawn(self._run)
+        await self._first.wait()
+        if self._error is not None and not self._announced:
+            raise DHTError(f"could not announce this swarm's key: {self._error}")
+
+    async def withdraw(self) -> None:
+        """Best-effort removal of our key record (on close)."""
+        if not self._announced:
+            return
+        self._announced = False
+        with anyio.move_on_after(5.0):
+            try:
+                if isinstance(self._backend, _AnnouncesSelf):
+                    await self._backend.unannounce_self(self._key_pair)
+                else:
+                    await self._backend.unannounce(
+                        key_topic(self._key_pair.public_key), self._key_pair
+                    )
+            except Exception as exc:
+                logger.debug("withdrawing our key record failed: %r", exc)
