@@ -342,11 +342,13 @@ class DHTNode:
         key: bytes = b"",
         token: bytes = b"",
         payload: bytes = b"",
+        on_slow: Callable[[], None] | None = None,
     ) -> Response:
         """Send one request and wait for its reply, retransmitting on the way.
 
-        Raises :class:`DHTTimeoutError` after ``retries`` retransmits went unanswered and
-        :class:`DHTError` when the node is closed.
+        ``on_slow`` is called once if the first attempt goes unanswered (queries use it to
+        free the slot for another node). Raises :class:`DHTTimeoutError` after ``retries``
+        retransmits went unanswered and :class:`DHTError` when the node is closed.
         """
         if self._closed:
             raise DHTError("the DHT node is closed")
@@ -364,6 +366,9 @@ class DHTNode:
                     return pending.response
                 if self._closed:
                     raise DHTError("the DHT node is closed")
+                if on_slow is not None:
+                    on_slow()
+                    on_slow = None
                 wait *= 2
             raise DHTTimeoutError(
                 f"no reply from {address[0]}:{address[1]} after {self.retries + 1} attempts"
@@ -503,9 +508,9 @@ class DHTNode:
             command = Command.LOOKUP if kind is RecordKind.TOPIC else Command.FIND_PEER
             target = target_for(key)
 
-        async def ask(address: Address) -> Response:
+        async def ask(address: Address, on_slow: Callable[[], None]) -> Response:
             try:
-                return await self.request(address, command, key=key)
+                return await self.request(address, command, key=key, on_slow=on_slow)
             except DHTTimeoutError:
                 self._forget(address)
                 raise

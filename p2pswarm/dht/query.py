@@ -4,7 +4,8 @@ A query walks towards a target: it keeps the candidates in kademlia's ``NodeHeap
 (ordered by XOR distance, the k closest visible), and whenever a reply or a failure frees
 a slot it immediately asks the closest uncontacted candidate, keeping ``alpha`` requests
 in flight. So a slow node delays only its own slot, not a round (the flaw of kademlia's
-own crawler, which synchronises per round). The query ends when nothing is in flight and
+own crawler, which synchronises per round), and a request whose first attempt went
+unanswered gives its slot up while it retransmits. The query ends when nothing is in flight and
 every one of the k closest known nodes has been asked; what it returns is the k closest
 nodes that answered, with their replies (and so their round-trip tokens).
 """
@@ -36,7 +37,8 @@ __all__ = ("IterativeQuery", "TopicLookup")
 logger = logging.getLogger(__name__)
 
 Address = tuple[str, int]
-RequestFn = Callable[[Address], Awaitable[Response]]
+#: Sends one request; calls its second argument once if the first attempt goes unanswered.
+RequestFn = Callable[[Address, Callable[[], None]], Awaitable[Response]]
 ReplyCallback = Callable[[Address, Response], None]
 
 
@@ -103,10 +105,20 @@ class IterativeQuery:
             self._tg.start_soon(self._ask, candidate, (candidate.ip, candidate.port))
 
     async def _ask(self, node: Node | None, address: Address) -> None:
+        holds_slot = True
+
+        def release_slot() -> None:
+            # A silent node keeps retrying in the background but stops blocking a slot.
+            nonlocal holds_slot
+            if holds_slot:
+                holds_slot = False
+                self._in_flight -= 1
+                self._pump()
+
         try:
             self.requests_sent += 1
             try:
-                response = await self._request(address)
+                response = await self._request(address, release_slot)
             except DHTTimeoutError:
                 if node is not None:
                     self._failed.add(node.id)
@@ -114,8 +126,7 @@ class IterativeQuery:
                 return
             self._take_reply(node, address, response)
         finally:
-            self._in_flight -= 1
-            self._pump()
+            release_slot()
 
     def _take_reply(self, node: Node | None, address: Address, response: Response) -> None:
         if node is None:
