@@ -19,8 +19,8 @@ Liveness, both directions:
 
 Faults: a protocol violation or an idle timeout is raised once by ``receive()``, after
 everything decoded before it has been returned, and the connection is closed at that
-moment; later calls raise ``anyio.ClosedResourceError``. A socket that breaks raises
-``anyio.BrokenResourceError``, as any anyio stream does.
+moment; later calls (and sends) raise ``anyio.BrokenResourceError``, as they do after the
+socket itself failed. ``anyio.ClosedResourceError`` is kept for use after :meth:`aclose`.
 """
 
 from __future__ import annotations
@@ -109,6 +109,8 @@ class Connection(ByteStream):
         self._ended = False
         self._error: BaseException | None = None
         self._closed = False
+        #: Closed by a fault (remote error, idle timeout, failed socket), not by aclose().
+        self._broken = False
         self._eof_sent = False
         self._closed_event = anyio.Event()
         self._send_lock = anyio.Lock(fast_acquire=True)
@@ -200,8 +202,8 @@ class Connection(ByteStream):
         :raises anyio.EndOfStream: the peer half-closed and everything was read
         :raises ~p2pswarm.errors.RemoteProtocolError: the peer broke the protocol (once)
         :raises ~p2pswarm.errors.IdleTimeoutError: nothing arrived in ``idle_timeout`` (once)
-        :raises anyio.BrokenResourceError: the socket failed
-        :raises anyio.ClosedResourceError: the connection was closed
+        :raises anyio.BrokenResourceError: the socket failed, or a fault was already raised
+        :raises anyio.ClosedResourceError: the connection was closed with ``aclose()``
         :raises anyio.BusyResourceError: another task is already receiving
         """
         if max_bytes < 1:
@@ -217,10 +219,10 @@ class Connection(ByteStream):
                 if self._error is not None:
                     error, self._error = self._error, None
                     raise error
-                if self._ended:
+                if self._ended and not self._closed:
                     raise anyio.EndOfStream
                 if self._closed:
-                    raise anyio.ClosedResourceError
+                    self._raise_closed()
                 await self._receive_more()
 
     async def _receive_more(self) -> None:
@@ -250,21 +252,23 @@ class Connection(ByteStream):
         self._last_received = anyio.current_time()
         self._on_events(self._machine.receive_data(chunk))
         if self._error is not None:
-            await self._close_transport()
+            await self._close_transport(broken=True)
 
     async def _read_socket(self) -> bytes:
         try:
             return await self._stream.receive(_RECEIVE_SIZE)
         except anyio.EndOfStream:
             return b""
-        except anyio.ClosedResourceError:
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError) as exc:
             if self._closed:
-                raise
-            await self.aclose()
-            raise anyio.BrokenResourceError from None
-        except (anyio.BrokenResourceError, OSError) as exc:
-            await self.aclose()
+                self._raise_closed()
+            await self._close_transport(broken=True)
             raise anyio.BrokenResourceError from exc
+
+    def _raise_closed(self) -> None:
+        if self._broken:
+            raise anyio.BrokenResourceError
+        raise anyio.ClosedResourceError
 
     def _on_events(self, events: list[Event] | tuple[Event, ...]) -> None:
         for event in events:
@@ -278,7 +282,7 @@ class Connection(ByteStream):
 
     async def _fail(self, error: ProtocolError | IdleTimeoutError) -> None:
         self._error = error
-        await self._close_transport()
+        await self._close_transport(broken=True)
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -286,16 +290,14 @@ class Connection(ByteStream):
         """Encrypt and send ``item`` (cut into frames); concurrent sends never interleave.
 
         :raises anyio.ClosedResourceError: after ``aclose()`` or ``send_eof()``
-        :raises anyio.BrokenResourceError: the socket failed
+        :raises anyio.BrokenResourceError: the socket failed, or the peer broke the protocol
         """
-        if self._closed or self._eof_sent:
-            raise anyio.ClosedResourceError
+        self._check_sendable()
         size = len(item)
         if size == 0:
             return
         async with self._send_lock:
-            if self._closed or self._eof_sent:
-                raise anyio.ClosedResourceError
+            self._check_sendable()
             if size <= _SEND_BATCH:
                 await self._write(self._machine.send(item))
             else:
@@ -305,10 +307,19 @@ class Connection(ByteStream):
 
     async def send_keepalive(self) -> None:
         """Send one keep-alive now."""
-        if self._closed or self._eof_sent:
-            raise anyio.ClosedResourceError
+        self._check_sendable()
         async with self._send_lock:
+            self._check_sendable()
             await self._write(self._machine.send_keepalive())
+
+    def _check_sendable(self) -> None:
+        if self._closed:
+            self._raise_closed()
+        if self._error is not None:
+            # A fault is known (found with the handshake's last bytes) but not yet raised.
+            raise anyio.BrokenResourceError
+        if self._eof_sent:
+            raise anyio.ClosedResourceError
 
     async def _send_keepalive_if_due(self) -> None:
         async with self._send_lock:
@@ -324,13 +335,10 @@ class Connection(ByteStream):
     async def _write(self, data: bytes) -> None:
         try:
             await self._stream.send(data)
-        except anyio.ClosedResourceError:
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError) as exc:
             if self._closed:
-                raise
-            await self.aclose()
-            raise anyio.BrokenResourceError from None
-        except (anyio.BrokenResourceError, OSError) as exc:
-            await self.aclose()
+                self._raise_closed()
+            await self._close_transport(broken=True)
             raise anyio.BrokenResourceError from exc
         self._last_sent = anyio.current_time()
 
@@ -338,7 +346,7 @@ class Connection(ByteStream):
         """Half-close: tell the peer no more data comes (secret-stream has no end frame;
         this is a TCP FIN). Receiving goes on. Keep-alives stop."""
         if self._closed:
-            raise anyio.ClosedResourceError
+            self._raise_closed()
         async with self._send_lock:
             if self._eof_sent:
                 return
@@ -375,12 +383,19 @@ class Connection(ByteStream):
         self._pending.clear()
         await self._close_transport()
 
-    async def _close_transport(self) -> None:
+    async def _close_transport(self, *, broken: bool = False) -> None:
+        if not self._closed:
+            self._broken = broken
         self._closed = True
         self._machine.close()
         with anyio.CancelScope(shield=True):
             await anyio.aclose_forcefully(self._stream)
         self._closed_event.set()
+
+    async def _close_if_failed(self) -> None:
+        """Close at once when the bytes that came with the handshake already broke it."""
+        if self._error is not None and not self._closed:
+            await self._close_transport(broken=True)
 
     async def wait_closed(self) -> None:
         """Return once the connection is closed, for any reason."""

@@ -154,7 +154,7 @@ async def _handshake(
             authorize=authorize,
             handshake_timeout=handshake_timeout,
         )
-        return Connection(
+        connection = Connection(
             stream,
             machine,
             remote_address=address,
@@ -167,6 +167,8 @@ async def _handshake(
         with anyio.CancelScope(shield=True):
             await anyio.aclose_forcefully(stream)
         raise
+    await connection._close_if_failed()
+    return connection
 
 
 async def initiate_handshake(
@@ -332,6 +334,9 @@ class ConnectionListener(anyio.abc.Listener[Connection]):
             raise ValueError("need at least one socket listener")
         self._listeners = tuple(listeners)
         self._ready: deque[SocketStream] = deque()
+        address = self._listeners[0].extra(SocketAttribute.local_address)
+        assert isinstance(address, tuple)
+        self._local_address = (str(address[0]), int(address[1]))
         self._closed = False
         self.key_pair = key_pair
         self._authorize = authorize
@@ -350,9 +355,7 @@ class ConnectionListener(anyio.abc.Listener[Connection]):
     @property
     def local_address(self) -> tuple[str, int]:
         """The (host, port) the listener is bound to (the first, if several)."""
-        address = self._listeners[0].extra(SocketAttribute.local_address)
-        assert isinstance(address, tuple)
-        return str(address[0]), int(address[1])
+        return self._local_address
 
     @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
