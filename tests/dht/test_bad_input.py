@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import struct
 from collections.abc import AsyncIterator, Callable
 
@@ -290,3 +291,28 @@ async def test_replies_from_the_wrong_address_are_ignored(peer: RawPeer) -> None
                 await node.ping(silent.address)
         assert node.dropped_datagrams == 1
         assert len(node.routing_table) == 0
+
+
+async def test_a_burst_beyond_100_datagrams_is_fully_served(target: DHTNode) -> None:
+    """150 requests sent back to back (more than anyio's asyncio UDP queue holds): all answered."""
+    burst = 150
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with sock:
+        sock.bind(("127.0.0.1", 0))
+        rids = {new_rid() for _ in range(burst)}
+        for rid in rids:  # sent back to back, without yielding to the event loop
+            sock.sendto(Request(Command.PING, rid).encode(), target.address)
+        sock.setblocking(False)
+        answered: set[int] = set()
+        with anyio.fail_after(5):
+            while answered != rids:
+                await anyio.wait_readable(sock)
+                while True:
+                    try:
+                        data = sock.recv(MAX_DATAGRAM_SIZE)
+                    except BlockingIOError:
+                        break
+                    reply = messages.decode(data)
+                    assert isinstance(reply, Response)
+                    answered.add(reply.rid)
+    assert len(answered) == burst
