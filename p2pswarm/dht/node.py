@@ -161,6 +161,7 @@ class DHTNode:
         self._pinging: set[bytes] = set()
         self._seqs: dict[tuple[RecordKind, bytes, bytes], int] = {}
         self._raw: socket.socket | None = None
+        self._family: int = socket.AF_UNSPEC
         self._tg: anyio.abc.TaskGroup | None = None
         self._address: Address | None = None
         self._closed = False
@@ -184,6 +185,7 @@ class DHTNode:
             raw.close()
             raise
         self._raw = raw
+        self._family = raw.family
         local = raw.getsockname()
         self._address = (str(local[0]), int(local[1]))
         self._nat.set_local_address(self._address)
@@ -560,7 +562,7 @@ class DHTNode:
         if not self._bootstrap_addresses:
             return
         self._bootstrap_addresses = [
-            await _resolve(address) for address in self._bootstrap_addresses
+            await _resolve(address, self._family) for address in self._bootstrap_addresses
         ]
         self._bootstrap_addresses = [a for a in self._bootstrap_addresses if a != self.address]
         target = self.node_id if not self.ephemeral else os.urandom(20)
@@ -678,16 +680,19 @@ class DHTNode:
         return None
 
 
-async def _resolve(address: Address) -> Address:
-    """Bootstrap entries may name hosts; datagrams go to IP literals only."""
+async def _resolve(address: Address, family: int = socket.AF_UNSPEC) -> Address:
+    """Hosts may be names; datagrams go to IP literals of our socket's family only."""
     host, port = address
     try:
         socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
         return address
     except OSError:
         pass
-    infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    try:
+        infos = await anyio.getaddrinfo(host, port, family=family, type=socket.SOCK_DGRAM)
+    except OSError as exc:
+        raise DHTError(f"cannot resolve {host!r}: {exc}") from exc
     if not infos:
-        raise DHTError(f"cannot resolve bootstrap host {host!r}")
+        raise DHTError(f"cannot resolve {host!r}")
     resolved = infos[0][4]
     return str(resolved[0]), int(resolved[1])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import anyio
 import pytest
 
@@ -178,3 +180,27 @@ async def test_bootstrap_from_a_hostname() -> None:
         port = testnet.bootstrap[0][1]
         async with DHTNode(bootstrap=[("localhost", port)]) as node:
             assert len(node.routing_table) == 3
+
+
+def _ipv6_loopback_available() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback_available(), reason="no IPv6 loopback")
+async def test_an_ipv6_testnet_on_the_loopback() -> None:
+    t = topic("v6")
+    key_pair = KeyPair.generate()
+    async with (
+        create_testnet(4, host="::1") as testnet,
+        DHTNode(bootstrap=testnet.bootstrap, host="::1") as client,
+    ):
+        await client.announce(t, key_pair, 6000)
+        async with client.lookup(t) as found:
+            records = [r async for r in found]
+        assert [r.addresses for r in records] == [(PeerAddress("::1", 6000),)]
+        assert client.observed_address == client.address
