@@ -24,6 +24,7 @@ sends no id: it queries and announces, but nobody routes through it and it store
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import socket
@@ -165,7 +166,7 @@ class DHTNode:
         self._tg: anyio.abc.TaskGroup | None = None
         self._address: Address | None = None
         self._closed = False
-        self._closed_event = anyio.Event()
+        self._closed_event: anyio.Event | None = None  # made in __aenter__: needs a loop
         #: Datagrams dropped as malformed or unexpected; for tests and diagnostics.
         self.dropped_datagrams = 0
 
@@ -175,8 +176,8 @@ class DHTNode:
         if self._tg is not None or self._closed:
             raise RuntimeError("a DHTNode can be entered only once")
         host, _ = await _resolve((self._host, self._port))
-        # Our own socket object, wrapped by anyio for receiving: replies go out through
-        # its plain non-blocking sendto() without awaiting (see the module docstring).
+        # A plain non-blocking socket: anyio only tells us when it is readable (see the
+        # module docstring for why no anyio UDPSocket wraps it).
         raw = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
         try:
             raw.setblocking(False)
@@ -189,6 +190,7 @@ class DHTNode:
         local = raw.getsockname()
         self._address = (str(local[0]), int(local[1]))
         self._nat.set_local_address(self._address)
+        self._closed_event = anyio.Event()
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         try:
@@ -216,7 +218,8 @@ class DHTNode:
         if self._closed:
             return
         self._closed = True
-        self._closed_event.set()
+        if self._closed_event is not None:
+            self._closed_event.set()
         for pending in self._pending.values():
             pending.event.set()
         if self._tg is not None:
@@ -228,6 +231,9 @@ class DHTNode:
         await anyio.lowlevel.cancel_shielded_checkpoint()
 
     async def wait_closed(self) -> None:
+        """Return once :meth:`aclose` has been called (by anyone)."""
+        if self._closed_event is None:
+            raise RuntimeError("the DHT node is not running")
         await self._closed_event.wait()
 
     @property
@@ -684,9 +690,9 @@ async def _resolve(address: Address, family: int = socket.AF_UNSPEC) -> Address:
     """Hosts may be names; datagrams go to IP literals of our socket's family only."""
     host, port = address
     try:
-        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
-        return address
-    except OSError:
+        # One spelling per address: replies are matched on the text the socket reports.
+        return str(ipaddress.ip_address(host.split("%")[0])), port
+    except ValueError:
         pass
     try:
         infos = await anyio.getaddrinfo(host, port, family=family, type=socket.SOCK_DGRAM)

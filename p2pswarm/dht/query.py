@@ -61,12 +61,13 @@ class IterativeQuery:
         self._request = request
         self._heap = NodeHeap(Node(target), ksize)
         self._heap.push(list(seeds))
+        #: Every id ever pushed: NodeHeap's own membership test is a linear scan.
+        self._seen_ids: set[bytes] = {node.id for node in seeds}
         self._bootstrap = list(bootstrap)
         self._alpha = alpha
         self._local_id = local_id
         self._on_reply = on_reply
         self._replies: dict[bytes, Response] = {}
-        self._failed: set[bytes] = set()
         self._in_flight = 0
         self._tg: TaskGroup | None = None
         self.requests_sent = 0
@@ -121,7 +122,6 @@ class IterativeQuery:
                 response = await self._request(address, release_slot)
             except DHTTimeoutError:
                 if node is not None:
-                    self._failed.add(node.id)
                     self._heap.remove([node.id])
                 return
             self._take_reply(node, address, response)
@@ -134,19 +134,19 @@ class IterativeQuery:
             if response.node_id is None or response.node_id == self._local_id:
                 self._deliver(address, response)
                 return
+            if response.node_id in self._seen_ids:
+                self._deliver(address, response)  # known under its id: asked that way too
+                return
             node = Node(response.node_id, address[0], address[1])
-            if node in self._heap:
-                return  # already reached under its id
+            self._seen_ids.add(node.id)
             self._heap.push(node)
             self._heap.mark_contacted(node)
         self._replies[node.id] = response
-        closer = [
-            Node(contact.node_id, contact.host, contact.port)
-            for contact in response.nodes
-            if contact.node_id != self._local_id
-            and contact.node_id not in self._failed
-            and contact.node_id not in self._replies
-        ]
+        closer = []
+        for contact in response.nodes:
+            if contact.node_id not in self._seen_ids and contact.node_id != self._local_id:
+                self._seen_ids.add(contact.node_id)
+                closer.append(Node(contact.node_id, contact.host, contact.port))
         if closer:
             self._heap.push(closer)
         self._deliver(address, response)

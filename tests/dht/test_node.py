@@ -204,3 +204,10 @@ async def test_an_ipv6_testnet_on_the_loopback() -> None:
             records = [r async for r in found]
         assert [r.addresses for r in records] == [(PeerAddress("::1", 6000),)]
         assert client.observed_address == client.address
+
+
+def test_a_node_can_be_made_outside_the_event_loop() -> None:
+    node = DHTNode(bootstrap=[("127.0.0.1", 1)])
+    assert not node.closed and node.ephemeral
+    with pytest.raises(RuntimeError):
+        _ = node.address
