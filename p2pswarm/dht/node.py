@@ -82,6 +82,8 @@ DEFAULT_KSIZE: Final = 20
 #: today's links ten small datagrams cost nothing and cut a lookup's latency).
 DEFAULT_ALPHA: Final = 10
 MAINTENANCE_INTERVAL: Final = 30.0
+#: Maintenance rounds between routing refreshes (every 5 minutes).
+REFRESH_EVERY: Final = 10
 #: Datagrams handled per wake-up before yielding to other tasks (fairness under a flood).
 RECEIVE_BATCH: Final = 64
 
@@ -510,11 +512,28 @@ class DHTNode:
         return [(s.host, s.record.encode()) for s in self._store.sample(kind, topic, now)]
 
     async def _maintenance_loop(self) -> None:
+        rounds = 0
         while True:
             await anyio.sleep(MAINTENANCE_INTERVAL)
+            rounds += 1
             expired = self._store.expire(self.clock())
             if expired:
                 logger.debug("expired %d records", expired)
+            if rounds % REFRESH_EVERY == 0 and len(self._routing):
+                await self.refresh()
+
+    async def refresh(self) -> None:
+        """Walk towards our own id and a random one: fresh contacts in, dead ones out.
+
+        Runs every few minutes by itself (Kademlia's bucket refresh, simplified); a
+        contact that misses a whole request with its retransmits is dropped.
+        """
+        for target in (self.node_id, os.urandom(20)):
+            try:
+                await self._query(None, target)
+            except DHTError as exc:
+                logger.debug("routing refresh failed: %s", exc)
+                return
 
     # -- queries ----------------------------------------------------------------------------
 

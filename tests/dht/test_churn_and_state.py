@@ -66,3 +66,14 @@ async def test_routing_state_is_saved_and_restored(tmp_path: Path) -> None:
             assert restarted.node_id == node_id
             async with restarted.lookup(t) as found:
                 assert [r.public_key async for r in found] == [key_pair.public_key]
+
+
+async def test_refresh_drops_dead_contacts() -> None:
+    async with create_testnet(4, **FAST) as testnet:
+        watcher = testnet.nodes[1]
+        victim = testnet.nodes[3]
+        assert watcher.routing_table.contains(victim.node_id)
+        await testnet.remove_node(victim)
+        await watcher.refresh()
+        assert not watcher.routing_table.contains(victim.node_id)
+        assert len(watcher.routing_table) == 2
