@@ -112,6 +112,9 @@ class Connection(ByteStream):
         #: Closed by a fault (remote error, idle timeout, failed socket), not by aclose().
         self._broken = False
         self._eof_sent = False
+        #: How many run_keepalive() tasks watch the clocks, and whether a receive() waits.
+        self._watchdogs = 0
+        self._waiting = False
         self._closed_event = anyio.Event()
         self._send_lock = anyio.Lock(fast_acquire=True)
         self._receive_guard = anyio.ResourceGuard("reading from")
@@ -228,40 +231,51 @@ class Connection(ByteStream):
     async def _receive_more(self) -> None:
         """Read one chunk from the socket, keeping the peer fed with keep-alives meanwhile."""
         keepalive, idle_timeout = self.keepalive, self.idle_timeout
-        while True:
-            if keepalive is None and idle_timeout is None:
+        if self._watchdogs or (keepalive is None and idle_timeout is None):
+            # run_keepalive() is watching the clocks (or there are none): a plain read,
+            # without the cost of a cancel scope per chunk.
+            self._waiting = True
+            try:
                 chunk = await self._read_socket()
-                break
-            now = anyio.current_time()
-            deadline = math.inf
-            if idle_timeout is not None:
-                if now - self._last_received >= idle_timeout:
-                    await self._fail(IdleTimeoutError(f"nothing received for {idle_timeout} s"))
-                    return
-                deadline = self._last_received + idle_timeout
-            if keepalive is not None:
-                if now - self._last_sent >= keepalive:
-                    await self._send_keepalive_if_due()
-                    continue
-                deadline = min(deadline, self._last_sent + keepalive)
-            with anyio.move_on_after(deadline - now):
-                chunk = await self._read_socket()
-                break
-        if self._closed:
+            finally:
+                self._waiting = False
+        else:
+            chunk = await self._read_socket_with_timers(keepalive, idle_timeout)
+        if chunk is None or self._closed:
             return
         self._last_received = anyio.current_time()
         self._on_events(self._machine.receive_data(chunk))
         if self._error is not None:
             await self._close_transport(broken=True)
 
-    async def _read_socket(self) -> bytes:
+    async def _read_socket_with_timers(
+        self, keepalive: float | None, idle_timeout: float | None
+    ) -> bytes | None:
+        while True:
+            now = anyio.current_time()
+            deadline = math.inf
+            if idle_timeout is not None:
+                if now - self._last_received >= idle_timeout:
+                    await self._fail(IdleTimeoutError(f"nothing received for {idle_timeout} s"))
+                    return None
+                deadline = self._last_received + idle_timeout
+            if keepalive is not None and not self._eof_sent:
+                if now - self._last_sent >= keepalive:
+                    await self._send_keepalive_if_due()
+                    continue
+                deadline = min(deadline, self._last_sent + keepalive)
+            with anyio.move_on_after(deadline - now):
+                return await self._read_socket()
+
+    async def _read_socket(self) -> bytes | None:
+        """The next chunk (b"" at the peer's FIN), or None when closed meanwhile."""
         try:
             return await self._stream.receive(_RECEIVE_SIZE)
         except anyio.EndOfStream:
             return b""
         except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError) as exc:
             if self._closed:
-                self._raise_closed()
+                return None  # receive() reports why: a stored fault, or closed
             await self._close_transport(broken=True)
             raise anyio.BrokenResourceError from exc
 
@@ -354,23 +368,49 @@ class Connection(ByteStream):
             await self._stream.send_eof()
 
     async def run_keepalive(self) -> None:
-        """Send keep-alives whenever nothing was sent for ``keepalive`` seconds, until the
-        connection closes (or its sending side is shut). Run it in a task beside whoever
-        uses the connection; it returns on its own, never raising for a broken socket."""
-        while not self._closed and not self._eof_sent:
-            keepalive = self.keepalive
-            if keepalive is None:
-                await self._closed_event.wait()
-                return
-            delay = self._last_sent + keepalive - anyio.current_time()
-            if delay > 0:
-                with anyio.move_on_after(delay):
+        """Watch the connection's clocks until it closes: run it in a task beside whoever
+        uses the connection (a listener's ``serve`` and the swarm do).
+
+        It sends a keep-alive whenever nothing was sent for ``keepalive`` seconds (until
+        ``send_eof()``), and while it runs it also enforces ``idle_timeout`` for a task
+        blocked in ``receive()`` (within a quarter of the timeout), which then lets
+        ``receive()`` skip its own timers: one cancel scope less per read. It returns when
+        the connection closes and never raises for a broken socket.
+        """
+        self._watchdogs += 1
+        try:
+            while not self._closed:
+                now = anyio.current_time()
+                wake = math.inf
+                keepalive = None if self._eof_sent else self.keepalive
+                if keepalive is not None:
+                    due = self._last_sent + keepalive
+                    if now >= due:
+                        try:
+                            await self._send_keepalive_if_due()
+                        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                            return
+                        continue
+                    wake = due
+                idle_timeout = self.idle_timeout
+                if idle_timeout is not None:
+                    if self._waiting:
+                        deadline = self._last_received + idle_timeout
+                        if now >= deadline:
+                            await self._fail(
+                                IdleTimeoutError(f"nothing received for {idle_timeout} s")
+                            )
+                            return
+                        wake = min(wake, deadline)
+                    else:
+                        wake = min(wake, now + idle_timeout / 4)
+                if wake == math.inf:
                     await self._closed_event.wait()
-                continue
-            try:
-                await self._send_keepalive_if_due()
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                return
+                    return
+                with anyio.move_on_after(wake - now):
+                    await self._closed_event.wait()
+        finally:
+            self._watchdogs -= 1
 
     # -- closing ----------------------------------------------------------------------------
 

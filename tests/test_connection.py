@@ -290,6 +290,21 @@ async def test_idle_timeout_closes_a_silent_peer() -> None:
             await initiator.receive()
 
 
+async def test_run_keepalive_enforces_the_idle_timeout_for_a_waiting_receiver() -> None:
+    async with connected_pair(
+        client={"keepalive": None}, server={"idle_timeout": 0.05, "keepalive": 0.01}
+    ) as (initiator, responder):
+        await initiator.send(b"then silence")
+        async with anyio.create_task_group() as group:
+            group.start_soon(responder.run_keepalive)
+            assert await responder.receive() == b"then silence"
+            with pytest.raises(IdleTimeoutError):
+                await responder.receive()  # woken by run_keepalive, which then returns
+        assert responder.closed
+        with pytest.raises(anyio.BrokenResourceError):
+            await responder.receive()
+
+
 async def test_no_timers_when_both_disabled() -> None:
     async with (
         connected_pair(

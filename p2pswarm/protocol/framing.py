@@ -9,7 +9,6 @@ cannot make us buffer more than that.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Generator
 from typing import Final
 
@@ -54,7 +53,8 @@ class FrameDecoder:
         """Add ``data`` and yield the body of every frame it completes, in order.
 
         Raises :class:`~p2pswarm.errors.RemoteProtocolError` when a length prefix exceeds
-        ``max_frame_size``; frames yielded before it stay valid.
+        ``max_frame_size`` (read afresh for every frame, so a caller may raise it between
+        frames); frames yielded before it stay valid.
         """
         buffer = self._buffer
         if buffer:
@@ -76,22 +76,29 @@ class FrameDecoder:
                 if end - start < size:
                     break
                 position = start + size
-                body = view[start:position]
-                try:
-                    yield body
-                finally:
-                    # A consumer may still hold an export of the body (a traceback that
-                    # references a C buffer, say); then the view just stays alive.
-                    with contextlib.suppress(BufferError):
-                        body.release()
+                yield view[start:position]
         finally:
-            with contextlib.suppress(BufferError):
-                view.release()
+            self._keep_rest(source, view, position, end)
+
+    def _keep_rest(
+        self,
+        source: bytes | bytearray | memoryview,
+        view: memoryview,
+        position: int,
+        end: int,
+    ) -> None:
+        """Drop the consumed bytes and keep the incomplete rest for the next call."""
+        buffer = self._buffer
+        try:
+            view.release()
             if source is buffer:
-                try:
-                    del buffer[:position]
-                except BufferError:
-                    # Still exported somewhere: leave that buffer to its holder.
-                    self._buffer = bytearray(memoryview(buffer)[position:])
-            elif position < end:
-                buffer += memoryview(source)[position:]
+                del buffer[:position]
+                return
+        except BufferError:
+            # A consumer still holds a view into the buffer (a traceback that references a
+            # C buffer, say): leave that bytearray to it and continue in a fresh one.
+            if source is buffer:
+                self._buffer = bytearray(source[position:])
+                return
+        if position < end:
+            buffer += source[position:]
