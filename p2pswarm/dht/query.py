@@ -129,19 +129,17 @@ class IterativeQuery:
             release_slot()
 
     def _take_reply(self, node: Node | None, address: Address, response: Response) -> None:
-        if node is None:
-            # A bootstrap address: it becomes a candidate once it tells us its id.
-            if response.node_id is None or response.node_id == self._local_id:
-                self._deliver(address, response)
-                return
-            if response.node_id in self._seen_ids:
-                self._deliver(address, response)  # known under its id: asked that way too
-                return
-            node = Node(response.node_id, address[0], address[1])
+        new_id = response.node_id
+        if node is None and new_id not in self._seen_ids and new_id not in (None, self._local_id):
+            # A bootstrap address that told us its id joins the candidates, already asked
+            # (one known under that id was, or will be, asked that way).
+            node = Node(new_id, address[0], address[1])
             self._seen_ids.add(node.id)
             self._heap.push(node)
             self._heap.mark_contacted(node)
-        self._replies[node.id] = response
+        if node is not None:
+            self._replies[node.id] = response
+        # An ephemeral bootstrap node (no id) stores nothing, but its contacts still count.
         closer = []
         for contact in response.nodes:
             if contact.node_id not in self._seen_ids and contact.node_id != self._local_id:

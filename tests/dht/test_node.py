@@ -211,3 +211,16 @@ def test_a_node_can_be_made_outside_the_event_loop() -> None:
     assert not node.closed and node.ephemeral
     with pytest.raises(RuntimeError):
         _ = node.address
+
+
+async def test_an_ephemeral_node_can_introduce_a_newcomer() -> None:
+    t = topic("introduced")
+    key_pair = KeyPair.generate()
+    async with (
+        create_testnet(4) as testnet,
+        DHTNode(bootstrap=testnet.bootstrap) as ephemeral,
+        DHTNode(bootstrap=[ephemeral.address]) as newcomer,
+    ):
+        assert len(newcomer.routing_table) == 4  # learnt from the ephemeral node's contacts
+        await newcomer.announce(t, key_pair, 1)
+        assert await collect(testnet.nodes[0], t) == {key_pair.public_key: 1}
