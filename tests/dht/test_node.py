@@ -5,7 +5,9 @@ from __future__ import annotations
 import socket
 
 import anyio
+import anyio.abc
 import pytest
+from kademlia.node import Node
 
 from p2pswarm.dht import DHTNode, NatType, create_testnet
 from p2pswarm.discovery_backend import DiscoveryBackend, Lookup
@@ -224,3 +226,24 @@ async def test_an_ephemeral_node_can_introduce_a_newcomer() -> None:
         assert len(newcomer.routing_table) == 4  # learnt from the ephemeral node's contacts
         await newcomer.announce(t, key_pair, 1)
         assert await collect(testnet.nodes[0], t) == {key_pair.public_key: 1}
+
+
+async def test_lookup_streams_records_before_the_query_ends() -> None:
+    t = topic("streaming")
+    key_pair = KeyPair.generate()
+    silent = await anyio.create_udp_socket(local_host="127.0.0.1")
+    host, port = silent.extra(anyio.abc.SocketAttribute.local_address)[:2]
+    slow = {"request_timeout": 60.0, "first_retransmit": 60.0, "retries": 0}
+    async with (
+        silent,
+        create_testnet(3) as testnet,
+        DHTNode(bootstrap=testnet.bootstrap, **slow) as client,
+    ):
+        await client.announce(t, key_pair, 5)
+        # A contact that never answers keeps the query open for a minute...
+        client.routing_table.add_contact(Node(bytes(20), str(host), int(port)))
+        with anyio.fail_after(10):
+            async with client.lookup(t) as found:
+                # ...yet the record arrives now, and closing stops the query.
+                first = await found.__anext__()
+                assert first.public_key == key_pair.public_key
