@@ -145,7 +145,7 @@ function serveConnection(conn, report) {
         sent += n
         if (!ok) await once(conn, 'drain')
       }
-      report({ a_write_ms: now() - t0, a_cpu_ms_during_write: cpuMs(c0) })
+      report({ a_write_ms: now() - t0, a_cpu_ms_during_write: cpuMs(c0), a_rss_mib: rssMiB() })
     }
   })
 }

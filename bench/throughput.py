@@ -58,8 +58,9 @@ HERE = Path(__file__).resolve().parent
 JS_PEER = HERE / "js_tcp_peer.js"
 REQUEST = struct.Struct(">BQI")
 PING, BULK = 0x01, 0x02
-#: No keep-alive traffic or idle timeout inside a measurement.
-QUIET = {"keepalive": None, "idle_timeout": None}
+#: Connection options: the library's defaults (keep-alives every 5 s, a 20 s idle timeout,
+#: as Hyperswarm's 5 s keep-alive), unless --no-keepalive turns both off.
+OPTIONS: dict[str, Any] = {}
 
 # -- the anchor's statistics and accounting ---------------------------------------------------
 
@@ -211,7 +212,7 @@ async def handshake_rate(port: int, remote: bytes, count: int) -> dict[str, Any]
     t0 = now_ms()
     for _ in range(count):
         t = now_ms()
-        conn = await connect_tcp(HOST, port, key_pair=key_pair, remote_public_key=remote, **QUIET)
+        conn = await connect_tcp(HOST, port, key_pair=key_pair, remote_public_key=remote, **OPTIONS)
         times.append(now_ms() - t)
         await conn.aclose()
     elapsed = now_ms() - t0
@@ -221,7 +222,7 @@ async def handshake_rate(port: int, remote: bytes, count: int) -> dict[str, Any]
 async def run_b(args: argparse.Namespace, port: int, remote: bytes) -> dict[str, Any]:
     """Everything B does: connect (IK), drive, then the handshake rate."""
     t0 = now_ms()
-    conn = await connect_tcp(HOST, port, remote_public_key=remote, **QUIET)
+    conn = await connect_tcp(HOST, port, remote_public_key=remote, **OPTIONS)
     connect_ms = now_ms() - t0
     async with conn:
         res = await drive_connection(conn, args)
@@ -251,6 +252,7 @@ def child_command(args: argparse.Namespace, port: int, remote: bytes) -> list[st
         f"--handshakes={args.handshakes}",
         f"--backend={args.backend}",
         *(["--uvloop"] if args.uvloop else []),
+        *(["--no-keepalive"] if args.no_keepalive else []),
     ]
 
 
@@ -293,7 +295,7 @@ async def run_with_python_a(args: argparse.Namespace) -> tuple[dict[str, Any], d
     async def handler(conn: Connection) -> None:
         await serve_connection(conn, report)
 
-    listener = await create_tcp_listener(local_host=HOST, **QUIET)
+    listener = await create_tcp_listener(local_host=HOST, **OPTIONS)
     port, remote = listener.local_address[1], listener.public_key
     async with listener, anyio.create_task_group() as tg:
         tg.start_soon(listener.serve, handler)
@@ -340,8 +342,13 @@ async def main_a(args: argparse.Namespace) -> None:
         a_report, b_res = await run_with_python_a(args)
     a_rss = rss_mib()
     tx1 = ext_tx_packets()
-    two_processes = args.mode == "split" or args.peer != "py"
     handshakes = b_res.get("handshakes")
+    if args.peer == "js-server":  # this process is B; A is node
+        rss = {"a_process": a_report.get("a_rss_mib"), "b_process": b_res["b_rss_mib"]}
+    elif args.mode == "split" or args.peer == "js-client":
+        rss = {"a_process": a_rss, "b_process": b_res["b_rss_mib"]}
+    else:
+        rss = {"process": a_rss}
 
     def r2(x: float) -> float:
         return round(x, 2)
@@ -358,6 +365,7 @@ async def main_a(args: argparse.Namespace) -> None:
             "transport": "tcp",
             "implementation": "p2pswarm",
             "peer": args.peer,
+            "keepalive": not args.no_keepalive,
         },
         "mb_per_s": r2(b_res["mb_per_s"]),
         "mib_per_s": r2(b_res["mib_per_s"]),
@@ -370,11 +378,7 @@ async def main_a(args: argparse.Namespace) -> None:
         "b_connect_ms": r2(b_res["b_connect_ms"]),
         "handshakes_per_s": r2(handshakes["per_s"]) if handshakes else None,
         "handshakes": handshakes,
-        "rss_mib": (
-            {"a_process": a_rss, "b_process": b_res["b_rss_mib"]}
-            if two_processes
-            else {"process": a_rss}
-        ),
+        "rss_mib": rss,
         "ext_tx_packets_delta": None if tx0 is None or tx1 is None else tx1 - tx0,
         "versions": versions(args),
     }
@@ -399,6 +403,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds for a whole run")
     parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
     parser.add_argument(
+        "--no-keepalive",
+        action="store_true",
+        help="connections without keep-alives and idle timeout (the library default has both)",
+    )
+    parser.add_argument(
         "--uvloop", action="store_true", help="asyncio on uvloop (not a dependency)"
     )
     parser.add_argument("--role", choices=("a", "b"), default="a", help=argparse.SUPPRESS)
@@ -414,6 +423,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    if args.no_keepalive:
+        OPTIONS.update(keepalive=None, idle_timeout=None)
     backend_options: dict[str, Any] = {}
     if args.uvloop:
         try:
