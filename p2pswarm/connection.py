@@ -116,7 +116,10 @@ class Connection(ByteStream):
         self._watchdogs = 0
         self._waiting = False
         self._closed_event = anyio.Event()
-        self._send_lock = anyio.Lock(fast_acquire=True)
+        #: Send turns (a FIFO lock without the cost of one when uncontended): frames of
+        #: concurrent sends must not interleave, and their nonces must go out in order.
+        self._sending = False
+        self._send_waiters: deque[anyio.Event] = deque()
         self._receive_guard = anyio.ResourceGuard("reading from")
         now = anyio.current_time()
         self._last_sent = now
@@ -310,7 +313,8 @@ class Connection(ByteStream):
         size = len(item)
         if size == 0:
             return
-        async with self._send_lock:
+        await self._take_send_turn()
+        try:
             self._check_sendable()
             if size <= _SEND_BATCH:
                 await self._write(self._machine.send(item))
@@ -318,13 +322,42 @@ class Connection(ByteStream):
                 view = memoryview(item)
                 for start in range(0, size, _SEND_BATCH):
                     await self._write(self._machine.send(view[start : start + _SEND_BATCH]))
+        finally:
+            self._end_send_turn()
+
+    async def _wait_send_turn(self) -> None:
+        event = anyio.Event()
+        self._send_waiters.append(event)
+        try:
+            await event.wait()
+        except BaseException:
+            if event.is_set():
+                self._end_send_turn()  # the turn was handed to us: pass it on
+            else:
+                self._send_waiters.remove(event)
+            raise
+
+    def _end_send_turn(self) -> None:
+        if self._send_waiters:
+            self._send_waiters.popleft().set()  # hand the turn over; still sending
+        else:
+            self._sending = False
+
+    async def _take_send_turn(self) -> None:
+        if self._sending:
+            await self._wait_send_turn()
+        else:
+            self._sending = True
 
     async def send_keepalive(self) -> None:
         """Send one keep-alive now."""
         self._check_sendable()
-        async with self._send_lock:
+        await self._take_send_turn()
+        try:
             self._check_sendable()
             await self._write(self._machine.send_keepalive())
+        finally:
+            self._end_send_turn()
 
     def _check_sendable(self) -> None:
         if self._closed:
@@ -336,15 +369,18 @@ class Connection(ByteStream):
             raise anyio.ClosedResourceError
 
     async def _send_keepalive_if_due(self) -> None:
-        async with self._send_lock:
-            # Someone else may have sent while this task waited for the lock.
-            if self._closed or self._eof_sent:
+        await self._take_send_turn()
+        try:
+            # Someone else may have sent while this task waited for its turn.
+            if self._closed or self._eof_sent or self._error is not None:
                 self._last_sent = anyio.current_time()  # nothing to keep alive any more
                 return
             keepalive = self.keepalive
             if keepalive is not None and anyio.current_time() - self._last_sent < keepalive:
                 return
             await self._write(self._machine.send_keepalive())
+        finally:
+            self._end_send_turn()
 
     async def _write(self, data: bytes) -> None:
         try:
@@ -361,11 +397,14 @@ class Connection(ByteStream):
         this is a TCP FIN). Receiving goes on. Keep-alives stop."""
         if self._closed:
             self._raise_closed()
-        async with self._send_lock:
+        await self._take_send_turn()
+        try:
             if self._eof_sent:
                 return
             self._eof_sent = True
             await self._stream.send_eof()
+        finally:
+            self._end_send_turn()
 
     async def run_keepalive(self) -> None:
         """Watch the connection's clocks until it closes: run it in a task beside whoever

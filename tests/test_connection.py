@@ -225,6 +225,20 @@ async def test_concurrent_sends_never_interleave() -> None:
     assert all(b == bytes([b[0]]) * block for b in blocks)
 
 
+async def test_a_sender_cancelled_while_waiting_its_turn_does_not_block_others() -> None:
+    big = bytes(16 * 1024 * 1024)  # more than the socket buffers hold: the first send blocks
+    async with connected_pair() as (initiator, responder), anyio.create_task_group() as group:
+        group.start_soon(initiator.send, big)
+        await anyio.wait_all_tasks_blocked()
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await initiator.send(b"never sent")  # waits for its turn, then is cancelled
+        async with anyio.create_task_group() as later:
+            later.start_soon(initiator.send, b"after the big one")
+            data = await receive_exactly(responder, len(big) + len(b"after the big one"))
+        assert data[len(big) :] == b"after the big one"
+
+
 async def test_run_keepalive_keeps_an_idle_peer_alive() -> None:
     counting: list[CountingStream] = []
 
