@@ -309,11 +309,11 @@ class DHTNode:
     async def _receive_loop(self) -> None:
         raw = self._raw
         assert raw is not None
-        while True:
+        while not self._closed:
             try:
                 await anyio.wait_readable(raw)
-            except (anyio.ClosedResourceError, OSError):
-                return
+            except (anyio.ClosedResourceError, OSError, ValueError):
+                return  # closed under us (ValueError: the descriptor is already gone)
             for _ in range(RECEIVE_BATCH):
                 try:
                     data, source = raw.recvfrom(MAX_DATAGRAM_SIZE + 1)
@@ -640,8 +640,9 @@ class DHTNode:
         """Store a signed record for ``key_pair`` under ``topic`` on the k closest nodes.
 
         ``port`` is where the peer listens; the storing nodes pair it with the source IP
-        they observe. ``addresses`` adds relays (at most 3 more). Raises DHTError if no
-        node stored it.
+        they observe. ``addresses`` adds up to four more (relays that forward a connect
+        request; a direct one must be our own IP as the storing nodes see it, or they refuse
+        the record). Raises DHTError if no node stored it.
         """
         topic = check_topic(topic)
         await self._announce(RecordKind.TOPIC, topic, key_pair, port, tuple(addresses))

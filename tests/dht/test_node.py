@@ -247,3 +247,33 @@ async def test_lookup_streams_records_before_the_query_ends() -> None:
                 # ...yet the record arrives now, and closing stops the query.
                 first = await found.__anext__()
                 assert first.public_key == key_pair.public_key
+
+
+async def test_bad_arguments_are_refused_before_any_traffic() -> None:
+    async with DHTNode() as node:
+        key_pair = KeyPair.generate()
+        with pytest.raises(ValueError):
+            await node.announce(b"short", key_pair, 1)
+        with pytest.raises(TypeError):
+            await node.announce("a topic name", key_pair, 1)  # type: ignore[arg-type]
+        with pytest.raises(ValueError):
+            await node.announce(topic("t"), key_pair, 70000)
+        with pytest.raises(TypeError):
+            await node.announce(topic("t"), key_pair.public_key, 1)  # type: ignore[arg-type]
+        with pytest.raises(ValueError):
+            await node.announce(
+                topic("t"), key_pair, 1, addresses=[PeerAddress("127.0.0.1", 9)] * 5
+            )
+        with pytest.raises(ValueError):
+            node.lookup(bytes(31))
+        with pytest.raises(ValueError):
+            await node.find_peer(bytes(33))
+
+
+def test_constructor_checks_its_arguments() -> None:
+    with pytest.raises(ValueError):
+        DHTNode(node_id=bytes(32))
+    with pytest.raises(ValueError):
+        DHTNode(alpha=0)
+    with pytest.raises(ValueError):
+        DHTNode(request_timeout=0)
