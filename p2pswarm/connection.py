@@ -16,6 +16,10 @@ Liveness, both directions:
   seconds: 20 s by default, four missed keep-alives of a peer on the 5 s default. It is
   measured while receiving; a connection nobody reads is not timed out (its peer's data
   would just wait in the kernel).
+* Cost. Without a ``run_keepalive()`` task, ``receive()`` keeps these clocks itself with a
+  cancel scope around each socket read. While such a task runs, it keeps them instead (and
+  wakes a waiting ``receive()`` by closing the connection on an idle timeout), and reads go
+  without a scope: measurably less latency per message on asyncio.
 
 Faults: a protocol violation or an idle timeout is raised once by ``receive()``, after
 everything decoded before it has been returned, and the connection is closed at that
