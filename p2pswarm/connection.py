@@ -110,6 +110,8 @@ class Connection(ByteStream):
         self.keepalive = keepalive
         self.idle_timeout = idle_timeout
         self._pending: deque[bytes] = deque()
+        #: How much of ``_pending[0]`` was already returned.
+        self._pending_offset = 0
         self._ended = False
         self._error: BaseException | None = None
         self._closed = False
@@ -221,11 +223,7 @@ class Connection(ByteStream):
         with self._receive_guard:
             while True:
                 if self._pending:
-                    chunk = self._pending.popleft()
-                    if len(chunk) > max_bytes:
-                        self._pending.appendleft(chunk[max_bytes:])
-                        chunk = chunk[:max_bytes]
-                    return chunk
+                    return self._take_pending(max_bytes)
                 if self._error is not None:
                     error, self._error = self._error, None
                     raise error
@@ -234,6 +232,21 @@ class Connection(ByteStream):
                 if self._closed:
                     self._raise_closed()
                 await self._receive_more()
+
+    def _take_pending(self, max_bytes: int) -> bytes:
+        pending = self._pending
+        chunk = pending[0]
+        offset = self._pending_offset
+        if offset == 0 and len(chunk) <= max_bytes:
+            return pending.popleft()
+        # Small reads of a large chunk: copy only what is returned, never the rest.
+        piece = chunk[offset : offset + max_bytes]
+        offset += len(piece)
+        if offset == len(chunk):
+            pending.popleft()
+            offset = 0
+        self._pending_offset = offset
+        return piece
 
     async def _receive_more(self) -> None:
         """Read one chunk from the socket, keeping the peer fed with keep-alives meanwhile."""
@@ -464,6 +477,7 @@ class Connection(ByteStream):
         self._closed = True
         self._machine.close()
         self._pending.clear()
+        self._pending_offset = 0
         await self._close_transport()
 
     async def _close_transport(self, *, broken: bool = False) -> None:

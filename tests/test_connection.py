@@ -155,6 +155,16 @@ async def test_large_send_arrives_intact_and_receive_honours_max_bytes() -> None
         assert first + rest == payload
 
 
+async def test_small_reads_walk_through_a_large_chunk() -> None:
+    payload = bytes(range(256)) * 256  # one 64 KiB frame
+    async with connected_pair() as (initiator, responder):
+        await initiator.send(payload + b"tail")
+        pieces = [await responder.receive(1000) for _ in range(66)]
+        assert all(len(piece) <= 1000 for piece in pieces)
+        rest = await receive_exactly(responder, len(payload) + 4 - sum(map(len, pieces)))
+        assert b"".join(pieces) + rest == payload + b"tail"
+
+
 async def test_send_eof_is_a_half_close() -> None:
     async with connected_pair() as (initiator, responder):
         await initiator.send(b"last words")
