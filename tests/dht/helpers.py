@@ -10,6 +10,10 @@ import anyio.abc
 from p2pswarm.dht import messages
 from p2pswarm.dht.messages import Command, Request, Response
 
+#: Short timeouts for tests that wait out dead nodes, with retransmits to spare, so a
+#: stalled event loop on a busy machine does not turn a live node into a "dead" one.
+QUICK: dict[str, float] = {"request_timeout": 0.2, "first_retransmit": 0.05, "retries": 2}
+
 
 class RawPeer:
     """A bare UDP socket on 127.0.0.1 that sends hand-made datagrams and reads replies."""

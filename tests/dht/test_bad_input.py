@@ -27,7 +27,7 @@ from p2pswarm.keys import KeyPair, topic
 from p2pswarm.peer_record import AddressKind, PeerAddress
 from p2pswarm.testing import FakeClock
 
-from .helpers import RawPeer, new_rid, open_raw_peer
+from .helpers import QUICK, RawPeer, new_rid, open_raw_peer
 
 pytestmark = pytest.mark.anyio
 
@@ -180,7 +180,7 @@ async def test_a_node_that_never_answers_costs_at_most_the_budget() -> None:
 async def test_a_dead_node_in_the_routing_table_does_not_stall_lookups() -> None:
     key_pair = KeyPair.generate()
     silent = await open_raw_peer()
-    options = {"request_timeout": 0.2, "first_retransmit": 0.05, "retries": 1}
+    options = QUICK
     async with (
         silent.sock,
         create_testnet(5, **options) as testnet,
@@ -221,7 +221,7 @@ async def test_a_node_that_answers_with_garbage() -> None:
     liar = await open_raw_peer()
     async with liar.sock, anyio.create_task_group() as tg:
         tg.start_soon(serve_fake_node, liar, garbage_replies)
-        async with DHTNode(request_timeout=0.1, first_retransmit=0.05, retries=1) as node:
+        async with DHTNode(**QUICK) as node:
             with pytest.raises(DHTTimeoutError):
                 await node.ping(liar.address)
             assert node.dropped_datagrams >= 8
@@ -263,7 +263,7 @@ async def test_lying_records_in_lookup_replies_are_dropped() -> None:
     liar = await open_raw_peer()
     async with liar.sock, anyio.create_task_group() as tg:
         tg.start_soon(serve_fake_node, liar, answer)
-        options = {"request_timeout": 0.1, "first_retransmit": 0.05, "retries": 0}
+        options = QUICK
         async with (
             DHTNode(bootstrap=[liar.address], **options) as node,
             node.lookup(TOPIC) as found,

@@ -10,9 +10,11 @@ import pytest
 from p2pswarm.dht import DHTNode, create_testnet, load_routing_state
 from p2pswarm.keys import KeyPair, topic
 
+from .helpers import QUICK
+
 pytestmark = pytest.mark.anyio
 
-FAST = {"request_timeout": 0.1, "first_retransmit": 0.05, "retries": 1}
+FAST = QUICK
 
 
 async def test_lookups_survive_losing_30_percent_of_the_nodes() -> None:
