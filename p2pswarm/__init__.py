@@ -8,6 +8,7 @@ Ed25519 public keys, wire-identical to Hyperswarm's secret stream.
 from __future__ import annotations
 
 from . import errors as errors
+from .connection import Connection as Connection, ConnectionAttribute as ConnectionAttribute
 from .errors import (
     DHTError as DHTError,
     DHTTimeoutError as DHTTimeoutError,
@@ -26,13 +27,30 @@ from .errors import (
     SwarmClosedError as SwarmClosedError,
 )
 from .keys import KeyPair as KeyPair, topic as topic
+from .peer_record import (
+    AddressKind as AddressKind,
+    PeerAddress as PeerAddress,
+    PeerRecord as PeerRecord,
+)
+from .transport import (
+    ConnectionListener as ConnectionListener,
+    Dialer as Dialer,
+    TCPDialer as TCPDialer,
+    connect_tcp as connect_tcp,
+    create_tcp_listener as create_tcp_listener,
+)
 
 __version__ = "0.1.0"
 
 __all__ = (
+    "AddressKind",
+    "Connection",
+    "ConnectionAttribute",
+    "ConnectionListener",
     "DHTError",
     "DHTTimeoutError",
     "DialError",
+    "Dialer",
     "DuplicateConnectionError",
     "HandshakeError",
     "HandshakeTimeoutError",
@@ -41,11 +59,16 @@ __all__ = (
     "KeyPair",
     "LocalProtocolError",
     "P2PSwarmError",
+    "PeerAddress",
     "PeerBannedError",
     "PeerNotFoundError",
+    "PeerRecord",
     "ProtocolError",
     "RemoteProtocolError",
     "SwarmClosedError",
+    "TCPDialer",
+    "connect_tcp",
+    "create_tcp_listener",
     "errors",
     "topic",
 )
