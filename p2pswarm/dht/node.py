@@ -453,10 +453,12 @@ class DHTNode:
         nodes = tuple(NodeContact(n.id, n.ip, n.port) for n in neighbours if n.id != exclude)[
             : self.ksize
         ]
-        if command is Command.FIND_NODE:
-            return Response(command, request.rid, source, self._wire_id, nodes=nodes)
         now = self.clock()
+        # Every query reply carries a token: an announce walks with FIND_NODE (it has no
+        # use for the records a LOOKUP would drag along) and then needs tokens to store.
         token = None if self.ephemeral else self._tokens.issue(source[0], now)
+        if command is Command.FIND_NODE:
+            return Response(command, request.rid, source, self._wire_id, token=token, nodes=nodes)
         records: tuple[tuple[str, bytes], ...] = ()
         if command is Command.LOOKUP:
             records = tuple(
@@ -674,7 +676,7 @@ class DHTNode:
             kind=kind,
             addresses=addresses,
         )
-        replies = await self._query(kind, topic)
+        replies = await self._query(None, target_for(topic))
         stored = await self._commit(replies, Command.ANNOUNCE, record.encode())
         if stored == 0:
             raise DHTError(f"announce reached no storing node ({len(replies)} nodes answered)")
@@ -690,7 +692,7 @@ class DHTNode:
     async def _unannounce(self, kind: RecordKind, topic: bytes, key_pair: KeyPair) -> None:
         seq = self._next_seq(kind, topic, key_pair.public_key)
         message = create_unannounce(key_pair, topic, seq=seq, kind=kind)
-        replies = await self._query(kind, topic)
+        replies = await self._query(None, target_for(topic))
         await self._commit(replies, Command.UNANNOUNCE, message.encode())
 
     def lookup(self, topic: bytes) -> TopicLookup:
