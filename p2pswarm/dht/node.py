@@ -31,13 +31,14 @@ import socket
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from types import TracebackType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 import anyio.abc
 import anyio.lowlevel
 from kademlia.node import Node
 
+from ..discovery_backend import DiscoveryBackend
 from ..errors import DHTError, DHTTimeoutError, InvalidRecordError, MessageDecodeError
 from ..keys import KeyPair, check_public_key, check_topic
 from ..peer_record import AddressKind, PeerAddress, PeerRecord
@@ -724,3 +725,9 @@ async def _resolve(address: Address, family: int = socket.AF_UNSPEC) -> Address:
         raise DHTError(f"cannot resolve {host!r}")
     resolved = infos[0][4]
     return str(resolved[0]), int(resolved[1])
+
+
+if TYPE_CHECKING:  # mypy proves DHTNode satisfies the swarm's discovery interface
+
+    def _is_a_discovery_backend(node: DHTNode) -> DiscoveryBackend:
+        return node

@@ -10,11 +10,14 @@ import pytest
 from kademlia.node import Node
 
 from p2pswarm.dht import DHTNode, NatType, create_testnet
+from p2pswarm.dht.messages import Command, Request
 from p2pswarm.discovery_backend import DiscoveryBackend, Lookup
 from p2pswarm.errors import DHTError, DHTTimeoutError
 from p2pswarm.keys import KeyPair, topic
 from p2pswarm.peer_record import AddressKind, PeerAddress
 from p2pswarm.testing import FakeClock
+
+from .helpers import new_rid, open_raw_peer
 
 pytestmark = pytest.mark.anyio
 
@@ -277,3 +280,19 @@ def test_constructor_checks_its_arguments() -> None:
         DHTNode(alpha=0)
     with pytest.raises(ValueError):
         DHTNode(request_timeout=0)
+
+
+async def test_a_busy_topic_is_sampled_twenty_records_per_reply() -> None:
+    t = topic("busy")
+    async with create_testnet(3) as testnet, DHTNode(bootstrap=testnet.bootstrap) as client:
+        for port in range(1, 26):
+            await client.announce(t, KeyPair.generate(), port)
+        peer = await open_raw_peer()
+        async with peer.sock:
+            reply = await peer.request(
+                testnet.bootstrap[0], Request(Command.LOOKUP, new_rid(), key=t)
+            )
+        assert len(reply.records) == 20
+        assert testnet.nodes[0].stored_records == 25
+        async with client.lookup(t) as found:
+            assert 20 <= len({r.public_key async for r in found}) <= 25
