@@ -302,8 +302,6 @@ class TopicDiscovery:
                 await host.listen()
                 await host.dht.announce(self.topic, host.key_pair, host.port)
                 self._announced = True
-            except SwarmClosedError:
-                raise
             except Exception as exc:
                 failures.append(exc)
                 logger.debug("announce of %s failed: %r", self.topic.hex()[:16], exc)

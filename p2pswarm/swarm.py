@@ -172,6 +172,7 @@ class Swarm:
         self._retry_wakeup = anyio.Event()
         self._listening: _backend.SelfAnnouncer | None = None
         self._closed_event = anyio.Event()
+        self._tasks_done = anyio.Event()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -179,24 +180,40 @@ class Swarm:
         if self._tg is not None or self.closed:
             raise RuntimeError("a Swarm can be entered once")
         try:
-            self._tg = await self._stack.enter_async_context(anyio.create_task_group())
+            outer = await self._stack.enter_async_context(anyio.create_task_group())
             listener = await anyio.create_tcp_listener(
                 local_host=self._host, local_port=self._port_option, reuse_port=True
             )
             self._listener = listener
             self._stack.push_async_callback(listener.aclose)
             self._port = listener.extra(anyio.abc.SocketAttribute.local_port)
-            self._dht = await _backend.open_backend(
-                self._stack, self._bootstrap, self._dht_option, self._host, self._port
-            )
+            await outer.start(self._host_tasks)
+            assert self._tg is not None and self._dht is not None
             self._listening = _backend.SelfAnnouncer(self._dht, self.key_pair, self._port)
             self._tg.start_soon(self._serve, listener)
             self._tg.start_soon(self._retry_loop)
         except BaseException:
             self.closed = True
+            if self._tg is not None:
+                self._tg.cancel_scope.cancel()
             await self._stack.aclose()
             raise
         return self
+
+    async def _host_tasks(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        """Owns the discovery backend and every task of the swarm, in a task of its own, so
+        that :meth:`aclose` can cancel them without cancelling the ``async with`` body."""
+        try:
+            async with AsyncExitStack() as stack:
+                self._dht = await _backend.open_backend(
+                    stack, self._bootstrap, self._dht_option, self._host, self._port
+                )
+                async with anyio.create_task_group() as tg:
+                    self._tg = tg
+                    task_status.started()
+                    await anyio.sleep_forever()
+        finally:
+            self._tasks_done.set()
 
     async def __aexit__(self, *exc_info: object) -> None:
         try:
@@ -230,12 +247,12 @@ class Swarm:
                 if self._listener is not None:
                     await self._listener.aclose()
                 await self._close_all_connections()
-                if self._dht is not None and self._dht_option is None:
-                    await self._dht.aclose()
         finally:
             if self._tg is not None:
                 self._tg.cancel_scope.cancel()
             self._closed_event.set()
+        if self._tg is not None:
+            await self._tasks_done.wait()
 
     async def destroy(self, *, force: bool = False) -> None:
         """Hyperswarm's name for :meth:`aclose`."""
@@ -551,6 +568,7 @@ class Swarm:
             self._attempt_dials()
             return
         self._open(slot, conn, peer)
+        self._attempt_dials()  # this dial's place in max_parallel is free for the next peer
 
     async def _firewalled(self, key: bytes, address: tuple[str, int]) -> bool:
         """The firewall verdict: our own key and banned peers are refused without asking;
