@@ -22,10 +22,10 @@ LISTENING = re.compile(r"dht-node listening on (\S+):(\d+) \(id ([0-9a-f]{40})\)
 
 
 async def wait_for_address(process: Process) -> tuple[tuple[str, int], str]:
-    assert process.stderr is not None
+    assert process.stdout is not None  # stderr is merged into it
     seen = ""
     with anyio.fail_after(20):
-        async for chunk in TextReceiveStream(process.stderr):
+        async for chunk in TextReceiveStream(process.stdout):
             seen += chunk
             match = LISTENING.search(seen)
             if match:
@@ -43,7 +43,7 @@ async def test_dht_node_serves_until_interrupted(tmp_path: Path) -> None:
     state = tmp_path / "node.json"
     command = [sys.executable, "-m", "p2pswarm", "dht-node", "--port", "0", "--state", str(state)]
     async with await anyio.open_process(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     ) as process:
         try:
             address, node_id = await wait_for_address(process)
@@ -72,4 +72,4 @@ def test_bad_arguments_exit_with_usage() -> None:
         timeout=30,
     )
     assert result.returncode == 2
-    assert "HOST:PORT" in result.stderr
+    assert "HOST:PORT" in result.stderr + result.stdout
