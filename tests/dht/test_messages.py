@@ -61,12 +61,13 @@ def responses(draw: st.DrawFn) -> Response:
 
 
 @given(requests())
+@settings(deadline=None)
 def test_requests_round_trip(request: Request) -> None:
     assert decode(request.encode()) == request
 
 
 @given(responses())
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 def test_responses_round_trip(response: Response) -> None:
     decoded = decode(response.encode())
     assert isinstance(decoded, Response)
@@ -79,14 +80,14 @@ def test_responses_round_trip(response: Response) -> None:
 
 
 @given(st.binary(max_size=2048))
-@settings(max_examples=1000)
+@settings(max_examples=1000, deadline=None)
 def test_random_bytes_decode_or_raise_the_typed_error(data: bytes) -> None:
     with contextlib.suppress(MessageDecodeError):
         decode(data)
 
 
 @given(st.one_of(requests(), responses()), st.data())
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 def test_every_truncation_is_rejected(message: Request | Response, data: st.DataObject) -> None:
     encoded = message.encode()
     cut = data.draw(st.integers(0, len(encoded) - 1))
@@ -95,13 +96,14 @@ def test_every_truncation_is_rejected(message: Request | Response, data: st.Data
 
 
 @given(st.one_of(requests(), responses()), st.binary(min_size=1, max_size=64))
+@settings(deadline=None)
 def test_trailing_bytes_are_rejected(message: Request | Response, tail: bytes) -> None:
     with pytest.raises(MessageDecodeError, match="trailing"):
         decode(message.encode() + tail)
 
 
 @given(st.one_of(requests(), responses()), st.data())
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 def test_flipped_bytes_never_escape_as_other_errors(
     message: Request | Response, data: st.DataObject
 ) -> None:

@@ -151,7 +151,7 @@ def test_create_checks_its_arguments() -> None:
 
 
 @given(st.binary(max_size=600))
-@settings(max_examples=500)
+@settings(max_examples=500, deadline=None)
 def test_decoder_fuzz_raises_only_the_typed_error(data: bytes) -> None:
     with contextlib.suppress(InvalidRecordError):
         decode_record(data)
@@ -160,7 +160,7 @@ def test_decoder_fuzz_raises_only_the_typed_error(data: bytes) -> None:
 
 
 @given(st.data())
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 def test_any_single_byte_change_breaks_the_record(data: st.DataObject) -> None:
     encoded = bytearray(make(addresses=(PeerAddress("127.0.0.1", 9, AddressKind.RELAY),)))
     index = data.draw(st.integers(0, len(encoded) - 1))
