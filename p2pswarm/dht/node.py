@@ -83,6 +83,9 @@ DEFAULT_KSIZE: Final = 20
 #: today's links ten small datagrams cost nothing and cut a lookup's latency).
 DEFAULT_ALPHA: Final = 10
 MAINTENANCE_INTERVAL: Final = 30.0
+#: A record under a public key (for find_peer) goes to this many of the closest nodes, as
+#: HyperDHT's announcer keeps a few relays per server rather than k copies.
+PEER_REPLICAS: Final = 5
 #: Maintenance rounds between routing refreshes (every 5 minutes).
 REFRESH_EVERY: Final = 10
 #: Datagrams handled per wake-up before yielding to other tasks (fairness under a flood).
@@ -653,7 +656,10 @@ class DHTNode:
     async def announce_self(
         self, key_pair: KeyPair, port: int, *, addresses: Sequence[PeerAddress] = ()
     ) -> None:
-        """Announce ``key_pair`` under its own public key, so :meth:`find_peer` finds it."""
+        """Announce ``key_pair`` under its own public key, so :meth:`find_peer` finds it.
+
+        Stored on the :data:`PEER_REPLICAS` nodes closest to ``blake2b(public_key)``.
+        """
         await self._announce(RecordKind.PEER, key_pair.public_key, key_pair, port, tuple(addresses))
 
     async def _announce(
@@ -678,6 +684,8 @@ class DHTNode:
             addresses=addresses,
         )
         replies = await self._query(None, target_for(topic))
+        if kind is RecordKind.PEER:
+            replies = replies[:PEER_REPLICAS]
         stored = await self._commit(replies, Command.ANNOUNCE, record.encode())
         if stored == 0:
             raise DHTError(f"announce reached no storing node ({len(replies)} nodes answered)")

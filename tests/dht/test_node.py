@@ -11,6 +11,7 @@ from kademlia.node import Node
 
 from p2pswarm.dht import DHTNode, NatType, create_testnet
 from p2pswarm.dht.messages import Command, Request
+from p2pswarm.dht.node import PEER_REPLICAS
 from p2pswarm.discovery_backend import DiscoveryBackend, Lookup
 from p2pswarm.errors import DHTError, DHTTimeoutError
 from p2pswarm.keys import KeyPair, topic
@@ -102,6 +103,19 @@ async def test_find_peer_by_public_key() -> None:
             other = KeyPair.generate()
             await client.announce(other.public_key, other, 1)
             assert await client.find_peer(other.public_key) is None
+
+
+async def test_peer_records_live_on_the_closest_few_nodes() -> None:
+    key_pair = KeyPair.generate()
+    async with create_testnet(10) as testnet, DHTNode(bootstrap=testnet.bootstrap) as server:
+        await server.announce_self(key_pair, 7777)
+        assert sum(node.stored_records for node in testnet.nodes) == PEER_REPLICAS
+        for node in testnet.nodes:
+            found = await node.find_peer(key_pair.public_key)
+            assert found is not None and found.addresses == (PeerAddress("127.0.0.1", 7777),)
+        await server.unannounce_self(key_pair)
+        assert sum(node.stored_records for node in testnet.nodes) == 0
+        assert await server.find_peer(key_pair.public_key) is None
 
 
 async def test_records_expire_with_the_clock() -> None:
