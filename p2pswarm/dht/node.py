@@ -255,6 +255,15 @@ class DHTNode:
 
     # -- introspection --------------------------------------------------------------------
 
+    def __repr__(self) -> str:
+        mode = "ephemeral" if self.ephemeral else "persistent"
+        where = "not running" if self._address is None else str(PeerAddress(*self._address))
+        state = " closed" if self._closed else ""
+        return (
+            f"<DHTNode {mode} {where}{state} id={self.node_id.hex()[:12]} "
+            f"contacts={len(self._routing)} records={len(self._store)}>"
+        )
+
     @property
     def address(self) -> Address:
         """The (host, port) the UDP socket is bound to."""

@@ -149,6 +149,8 @@ async def test_nat_reports_our_observed_address() -> None:
         assert client.observed_address == client.address
         assert client.nat.nat_type is NatType.OPEN
         assert client.nat.reporters == 4
+        assert f"127.0.0.1:{client.address[1]}" in repr(client)
+        assert "contacts=4" in repr(client)
 
 
 async def test_announce_without_any_reachable_node_fails() -> None:
@@ -228,6 +230,7 @@ async def test_an_ipv6_testnet_on_the_loopback() -> None:
 def test_a_node_can_be_made_outside_the_event_loop() -> None:
     node = DHTNode(bootstrap=[("127.0.0.1", 1)])
     assert not node.closed and node.ephemeral
+    assert repr(node).startswith("<DHTNode ephemeral not running id=")
     with pytest.raises(RuntimeError):
         _ = node.address
 
