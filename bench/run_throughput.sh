@@ -10,6 +10,9 @@
 # Needs: the project's venv (.venv), node, `npm ci` in tests/interop (for js_tcp_peer.js) and
 # in the anchor's dir. uvloop runs are added when UVLOOP_PATH points at a directory holding
 # uvloop (it is not a project dependency), e.g. `pip install --target /tmp/uvloop uvloop`.
+# The tree is shared with colleagues editing it: to measure one fixed commit, run this script
+# from an exported copy (git archive HEAD | tar -x -C DIR), with PYTHONPATH=DIR, PY pointing
+# at the venv's python, and DIR/tests/interop/node_modules linked to the installed one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${RUNS:-3}"
@@ -26,9 +29,9 @@ load() { echo "$(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min); processes running:
   echo "node: $(node --version)"
   echo "python: $($PY --version 2>&1)"
   echo "anchor npm ls:"; (cd "$ANCHOR" && npm ls hyperswarm hyperdht 2>/dev/null) || true
-  echo "interop npm ls:"; (cd tests/interop && npm ls @hyperswarm/secret-stream 2>/dev/null) || true
+  echo "@hyperswarm/secret-stream (tests/interop): $(node -p "require('./tests/interop/node_modules/@hyperswarm/secret-stream/package.json').version" 2>/dev/null || echo missing)"
   echo "python packages: $($PY -m pip list 2>/dev/null | grep -iE '^(anyio|cryptography|pynacl|noiseprotocol|trio) ' | tr -s ' ' | paste -sd, -)"
-  echo "p2pswarm commit: $(git rev-parse --short HEAD)"
+  echo "p2pswarm commit: $(git rev-parse --short HEAD 2>/dev/null || echo "${P2PSWARM_COMMIT:-unknown}")"
   echo "kernel: $(uname -sr)"
   echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //') x $(nproc)"
   echo "mem: $(free -m | awk '/Mem:/{print $2" MiB"}')"
@@ -55,8 +58,8 @@ for i in $(seq 1 "$RUNS"); do
   run py-single-trio "$PY" bench/throughput.py --mode=single --backend=trio "${COMMON[@]}"
   run py-split-trio "$PY" bench/throughput.py --mode=split --backend=trio "${COMMON[@]}"
   if [ -n "${UVLOOP_PATH:-}" ]; then
-    run py-single-uvloop env PYTHONPATH="$UVLOOP_PATH" "$PY" bench/throughput.py --mode=single --uvloop "${COMMON[@]}"
-    run py-split-uvloop env PYTHONPATH="$UVLOOP_PATH" "$PY" bench/throughput.py --mode=split --uvloop "${COMMON[@]}"
+    run py-single-uvloop env PYTHONPATH="$UVLOOP_PATH${PYTHONPATH:+:$PYTHONPATH}" "$PY" bench/throughput.py --mode=single --uvloop "${COMMON[@]}"
+    run py-split-uvloop env PYTHONPATH="$UVLOOP_PATH${PYTHONPATH:+:$PYTHONPATH}" "$PY" bench/throughput.py --mode=split --uvloop "${COMMON[@]}"
   fi
 done
 echo "load after: $(load)" >> "$OUT/env.txt"
