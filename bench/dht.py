@@ -44,9 +44,10 @@ from p2pswarm.keys import KeyPair
 async def iteration(bootstrap: list[tuple[str, int]], samples: dict[str, list[float]]) -> None:
     key_pair = KeyPair.generate()
     t0 = now_ms()
-    async with DHTNode(bootstrap=bootstrap, host=HOST) as a, DHTNode(
-        bootstrap=bootstrap, host=HOST
-    ) as b:
+    async with (
+        DHTNode(bootstrap=bootstrap, host=HOST) as a,
+        DHTNode(bootstrap=bootstrap, host=HOST) as b,
+    ):
         samples["bootstrap_ms"].append(now_ms() - t0)
         topic = os.urandom(32)
         t1 = now_ms()

@@ -1,33 +1,22 @@
-"""DHTNode: the only DHT I/O. One UDP socket, requests and replies, queries, storage.
+"""DHTNode: the DHT's I/O and its policy together: serving, queries, storage, announces.
 
-The node owns one unconnected, non-blocking UDP socket and drives it through anyio's
-readiness primitives (``anyio.wait_readable`` / ``notify_closing``), so it runs on asyncio
-and trio alike. The receive loop wakes once per burst and drains every queued datagram
-with plain ``recvfrom`` calls, handling each synchronously; replies go out through the
-socket's non-blocking ``sendto`` (a full kernel buffer drops the datagram, which the
-requester's retransmit covers). So nothing slow is ever awaited inline, and there is no
-per-datagram event-loop round trip and no 100-datagram user-space queue to overflow (the
-limit of anyio's asyncio ``UDPSocket``, which silently drops the oldest datagrams): the
-kernel's socket buffer is the only queue.
-
-Requests are matched to replies by a random request id *and* the address they were sent
-to. A request is retransmitted with exponential spacing (the first retransmit after
-``first_retransmit`` seconds, 0.25 by default, so a lost packet costs a quarter second, not
-a full timeout); after ``retries`` retransmits it fails with
-:class:`~p2pswarm.errors.DHTTimeoutError`. A dead node therefore costs at most
-:attr:`DHTNode.request_budget` seconds (1.75 s by default), never rpcudp's 5 s.
+The node owns one UDP socket (:mod:`.rpc`: receive loop, reply matching, retransmits) and
+a task group. It answers other nodes from its routing table and record store, walks the
+network with iterative queries (:mod:`.query`), and announces, unannounces and looks up
+signed records (:mod:`.records`). The codec, records, storage, tokens, routing table and
+NAT reading are pure modules; this is where they meet the network.
 
 A persistent node puts its id in every datagram and so enters other nodes' routing tables,
 answers queries and stores records. An *ephemeral* node (the default, what a swarm uses)
 sends no id: it queries and announces, but nobody routes through it and it stores nothing.
+A request to a node that never answers costs at most :attr:`DHTNode.request_budget`
+(1.75 s by default: attempts after 0.25, 0.5 and 1 s), never rpcudp's 5 s.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
-import socket
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from types import TracebackType
@@ -39,18 +28,16 @@ import anyio.lowlevel
 from kademlia.node import Node
 
 from ..discovery_backend import DiscoveryBackend
-from ..errors import DHTError, DHTTimeoutError, InvalidRecordError, MessageDecodeError
+from ..errors import DHTError, DHTTimeoutError, InvalidRecordError
 from ..keys import KeyPair, check_public_key, check_topic
 from ..peer_record import AddressKind, PeerAddress, PeerRecord
 from .messages import (
-    MAX_DATAGRAM_SIZE,
     MAX_RECORDS_PER_REPLY,
     Command,
     NodeContact,
     Request,
     Response,
     Status,
-    decode,
 )
 from .nat import NatObserver, NatStatus
 from .query import IterativeQuery, ReplyCallback, TopicLookup
@@ -63,6 +50,7 @@ from .records import (
     target_for,
 )
 from .routing import RoutingState, RoutingTable, contacts_of, save_routing_state
+from .rpc import DatagramRpc, resolve
 from .storage import (
     DEFAULT_MAX_PER_TOPIC,
     DEFAULT_MAX_TOTAL,
@@ -88,8 +76,6 @@ MAINTENANCE_INTERVAL: Final = 30.0
 PEER_REPLICAS: Final = 5
 #: Maintenance rounds between routing refreshes (every 5 minutes).
 REFRESH_EVERY: Final = 10
-#: Datagrams handled per wake-up before yielding to other tasks (fairness under a flood).
-RECEIVE_BATCH: Final = 64
 
 _PUT_STATUS: Final = {
     PutResult.STORED: Status.OK,
@@ -97,17 +83,6 @@ _PUT_STATUS: Final = {
     PutResult.STALE: Status.STALE_SEQ,
     PutResult.EXPIRED: Status.EXPIRED,
 }
-
-
-class _Pending:
-    """One request waiting for its reply."""
-
-    __slots__ = ("address", "event", "response")
-
-    def __init__(self, address: Address) -> None:
-        self.address = address
-        self.event = anyio.Event()
-        self.response: Response | None = None
 
 
 class DHTNode:
@@ -139,17 +114,12 @@ class DHTNode:
     ) -> None:
         if node_id is not None and len(node_id) != 20:
             raise ValueError("node_id must be 20 bytes")
-        if ksize < 1 or alpha < 1 or retries < 0:
-            raise ValueError("ksize and alpha must be positive, retries not negative")
-        if request_timeout <= 0 or first_retransmit <= 0:
-            raise ValueError("timeouts must be positive")
+        if ksize < 1 or alpha < 1:
+            raise ValueError("ksize and alpha must be positive")
         self.node_id: bytes = node_id if node_id is not None else os.urandom(20)
         self.ephemeral = ephemeral
         self.ksize = ksize
         self.alpha = alpha
-        self.request_timeout = request_timeout
-        self.retries = retries
-        self.first_retransmit = first_retransmit
         self.record_ttl = record_ttl
         self.clock = clock
         self._bootstrap_addresses = [(h, int(p)) for h, p in bootstrap]
@@ -164,43 +134,32 @@ class DHTNode:
         )
         self._tokens = TokenIssuer(clock(), rotation=token_rotation)
         self._nat = NatObserver()
-        self._pending: dict[int, _Pending] = {}
         self._pinging: set[bytes] = set()
         self._seqs: dict[tuple[RecordKind, bytes, bytes], int] = {}
-        self._raw: socket.socket | None = None
-        self._family: int = socket.AF_UNSPEC
+        self._rpc = DatagramRpc(
+            on_request=self._answer,
+            on_response=self._learn_from_reply,
+            wire_id=self._wire_id,
+            request_timeout=request_timeout,
+            retries=retries,
+            first_retransmit=first_retransmit,
+        )
         self._tg: anyio.abc.TaskGroup | None = None
-        self._address: Address | None = None
         self._closed = False
         self._closed_event: anyio.Event | None = None  # made in __aenter__: needs a loop
-        #: Datagrams dropped as malformed or unexpected; for tests and diagnostics.
-        self.dropped_datagrams = 0
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def __aenter__(self) -> DHTNode:
         if self._tg is not None or self._closed:
             raise RuntimeError("a DHTNode can be entered only once")
-        host, _ = await _resolve((self._host, self._port))
-        # A plain non-blocking socket: anyio only tells us when it is readable (see the
-        # module docstring for why no anyio UDPSocket wraps it).
-        raw = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            raw.setblocking(False)
-            raw.bind((host, self._port))
-        except BaseException:
-            raw.close()
-            raise
-        self._raw = raw
-        self._family = raw.family
-        local = raw.getsockname()
-        self._address = (str(local[0]), int(local[1]))
-        self._nat.set_local_address(self._address)
+        address = await self._rpc.bind(self._host, self._port)
+        self._nat.set_local_address(address)
         self._closed_event = anyio.Event()
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         try:
-            self._tg.start_soon(self._receive_loop)
+            self._tg.start_soon(self._rpc.receive_loop)
             self._tg.start_soon(self._maintenance_loop)
             await self.bootstrap()
         except BaseException as exc:
@@ -226,13 +185,9 @@ class DHTNode:
         self._closed = True
         if self._closed_event is not None:
             self._closed_event.set()
-        for pending in self._pending.values():
-            pending.event.set()
+        self._rpc.close()
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
-        if self._raw is not None:
-            anyio.notify_closing(self._raw)
-            self._raw.close()
         # Shielded: when called from __aexit__ our own (now cancelled) scope is current.
         await anyio.lowlevel.cancel_shielded_checkpoint()
 
@@ -257,7 +212,8 @@ class DHTNode:
 
     def __repr__(self) -> str:
         mode = "ephemeral" if self.ephemeral else "persistent"
-        where = "not running" if self._address is None else str(PeerAddress(*self._address))
+        address = self._rpc.address
+        where = "not running" if address is None else str(PeerAddress(*address))
         state = " closed" if self._closed else ""
         return (
             f"<DHTNode {mode} {where}{state} id={self.node_id.hex()[:12]} "
@@ -267,9 +223,9 @@ class DHTNode:
     @property
     def address(self) -> Address:
         """The (host, port) the UDP socket is bound to."""
-        if self._address is None:
+        if self._rpc.address is None:
             raise RuntimeError("the DHT node is not running")
-        return self._address
+        return self._rpc.address
 
     @property
     def nat(self) -> NatStatus:
@@ -283,12 +239,7 @@ class DHTNode:
     @property
     def request_budget(self) -> float:
         """The longest a request to a node that never answers can take, in seconds."""
-        return float(
-            sum(
-                min(self.first_retransmit * 2**attempt, self.request_timeout)
-                for attempt in range(self.retries + 1)
-            )
-        )
+        return self._rpc.request_budget
 
     @property
     def routing_table(self) -> RoutingTable:
@@ -308,71 +259,30 @@ class DHTNode:
         """Write the id and contacts as JSON (atomically), to bootstrap from after a restart."""
         save_routing_state(path, self.routing_state())
 
-    # -- datagram I/O -------------------------------------------------------------------------
+    @property
+    def dropped_datagrams(self) -> int:
+        """Datagrams dropped as malformed or unexpected; for tests and diagnostics."""
+        return self._rpc.dropped_datagrams
 
-    def _send(self, data: bytes, address: Address) -> None:
-        raw = self._raw
-        if raw is None or self._closed:
-            return
-        try:
-            raw.sendto(data, address)
-        except OSError as exc:  # a full buffer, an unreachable host: UDP is lossy anyway
-            logger.debug("send to %s failed: %s", address, exc)
+    @property
+    def request_timeout(self) -> float:
+        return self._rpc.request_timeout
 
-    async def _receive_loop(self) -> None:
-        raw = self._raw
-        assert raw is not None
-        while not self._closed:
-            try:
-                await anyio.wait_readable(raw)
-            except (anyio.ClosedResourceError, OSError, ValueError):
-                return  # closed under us (ValueError: the descriptor is already gone)
-            for _ in range(RECEIVE_BATCH):
-                try:
-                    data, source = raw.recvfrom(MAX_DATAGRAM_SIZE + 1)
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError as exc:  # e.g. an ICMP error surfaced on some platforms
-                    if self._closed:
-                        return
-                    logger.debug("receive error: %s", exc)
-                    break
-                try:
-                    self._handle_datagram(data, (str(source[0]), int(source[1])))
-                except Exception:
-                    self.dropped_datagrams += 1
-                    logger.debug("dropped a datagram from %s", source, exc_info=True)
+    @property
+    def retries(self) -> int:
+        return self._rpc.retries
 
-    def _handle_datagram(self, data: bytes, source: Address) -> None:
-        try:
-            message = decode(data)
-        except MessageDecodeError as exc:
-            self.dropped_datagrams += 1
-            logger.debug("dropped a malformed datagram from %s: %s", source, exc)
-            return
-        if isinstance(message, Response):
-            self._handle_response(message, source)
-        else:
-            self._handle_request(message, source)
-
-    def _handle_response(self, response: Response, source: Address) -> None:
-        pending = self._pending.get(response.rid)
-        if pending is None or pending.address != source or pending.response is not None:
-            self.dropped_datagrams += 1
-            return
-        pending.response = response
-        pending.event.set()
-        self._nat.add(source, response.to)
-        if response.node_id is not None:
-            self._routing.add_contact(Node(response.node_id, source[0], source[1]))
+    @property
+    def first_retransmit(self) -> float:
+        return self._rpc.first_retransmit
 
     # -- requests ---------------------------------------------------------------------------
 
-    def _new_rid(self) -> int:
-        while True:
-            rid = int.from_bytes(os.urandom(4), "big")
-            if rid not in self._pending:
-                return rid
+    def _learn_from_reply(self, response: Response, source: Address) -> None:
+        """Every matched reply says how we look from outside, and who answered."""
+        self._nat.add(source, response.to)
+        if response.node_id is not None:
+            self._routing.add_contact(Node(response.node_id, source[0], source[1]))
 
     async def request(
         self,
@@ -384,37 +294,10 @@ class DHTNode:
         payload: bytes = b"",
         on_slow: Callable[[], None] | None = None,
     ) -> Response:
-        """Send one request and wait for its reply, retransmitting on the way.
-
-        ``on_slow`` is called once if the first attempt goes unanswered (queries use it to
-        free the slot for another node). Raises :class:`DHTTimeoutError` after ``retries``
-        retransmits went unanswered and :class:`DHTError` when the node is closed.
-        """
-        if self._closed:
-            raise DHTError("the DHT node is closed")
-        rid = self._new_rid()
-        data = Request(command, rid, self._wire_id, key=key, token=token, payload=payload).encode()
-        pending = _Pending(address)
-        self._pending[rid] = pending
-        try:
-            wait = self.first_retransmit
-            for _ in range(self.retries + 1):
-                self._send(data, address)
-                with anyio.move_on_after(min(wait, self.request_timeout)):
-                    await pending.event.wait()
-                if pending.response is not None:
-                    return pending.response
-                if self._closed:
-                    raise DHTError("the DHT node is closed")
-                if on_slow is not None:
-                    on_slow()
-                    on_slow = None
-                wait *= 2
-            raise DHTTimeoutError(
-                f"no reply from {address[0]}:{address[1]} after {self.retries + 1} attempts"
-            )
-        finally:
-            del self._pending[rid]
+        """One raw request with its retransmits (see :meth:`DatagramRpc.request`)."""
+        return await self._rpc.request(
+            address, command, key=key, token=token, payload=payload, on_slow=on_slow
+        )
 
     async def ping(self, address: Address) -> Response:
         return await self.request(address, Command.PING)
@@ -438,7 +321,7 @@ class DHTNode:
 
     # -- serving others -------------------------------------------------------------------
 
-    def _handle_request(self, request: Request, source: Address) -> None:
+    def _answer(self, request: Request, source: Address) -> Response:
         host = source[0]
         if request.node_id is not None and request.node_id != self.node_id:
             self._routing.add_contact(Node(request.node_id, host, source[1]))
@@ -456,7 +339,7 @@ class DHTNode:
             response = Response(
                 command, request.rid, source, reply_id, self._store_unannounce(request, host)
             )
-        self._send(response.encode(), source)
+        return response
 
     def _answer_query(self, request: Request, source: Address) -> Response:
         command = request.command
@@ -602,7 +485,7 @@ class DHTNode:
         if not self._bootstrap_addresses:
             return
         self._bootstrap_addresses = [
-            await _resolve(address, self._family) for address in self._bootstrap_addresses
+            await resolve(address, self._rpc.family) for address in self._bootstrap_addresses
         ]
         self._bootstrap_addresses = [a for a in self._bootstrap_addresses if a != self.address]
         target = self.node_id if not self.ephemeral else os.urandom(20)
@@ -724,24 +607,6 @@ class DHTNode:
             async for record in found:
                 return record
         return None
-
-
-async def _resolve(address: Address, family: int = socket.AF_UNSPEC) -> Address:
-    """Hosts may be names; datagrams go to IP literals of our socket's family only."""
-    host, port = address
-    try:
-        # One spelling per address: replies are matched on the text the socket reports.
-        return str(ipaddress.ip_address(host.split("%")[0])), port
-    except ValueError:
-        pass
-    try:
-        infos = await anyio.getaddrinfo(host, port, family=family, type=socket.SOCK_DGRAM)
-    except OSError as exc:
-        raise DHTError(f"cannot resolve {host!r}: {exc}") from exc
-    if not infos:
-        raise DHTError(f"cannot resolve {host!r}")
-    resolved = infos[0][4]
-    return str(resolved[0]), int(resolved[1])
 
 
 if TYPE_CHECKING:  # mypy proves DHTNode satisfies the swarm's discovery interface
