@@ -55,17 +55,20 @@ class CallbackList(Generic[F]):
         return iter(list(self._callbacks))
 
     def emit(
-        self, spawn: Callable[[Callable[[], Coroutine[Any, Any, None]]], None], *args: object
+        self, spawn: Callable[[Callable[[], Coroutine[Any, Any, None]]], bool], *args: object
     ) -> None:
-        """Call every callback now; the async ones continue in tasks made by ``spawn``."""
+        """Call every callback now; the async ones continue in tasks made by ``spawn``
+        (which returns False when it cannot start a task any more: then they are dropped)."""
         for callback in list(self._callbacks):
             try:
                 result = callback(*args)
             except Exception:
                 logger.exception("%s callback %r raised", self._name, callback)
                 continue
-            if inspect.isawaitable(result):
-                spawn(_guard(self._name, callback, result))
+            if inspect.isawaitable(result) and not spawn(_guard(self._name, callback, result)):
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
 
 
 def _guard(

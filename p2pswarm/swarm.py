@@ -841,13 +841,11 @@ class Swarm:
         if self._on_update:
             self._on_update.emit(self._spawn_callback)
 
-    def _spawn_callback(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    def _spawn_callback(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> bool:
         if self._tg is None or self.closed:
-            coro = fn()
-            if hasattr(coro, "close"):
-                coro.close()
-            return
+            return False
         self._tg.start_soon(fn)
+        return True
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "suspended" if self.suspended else "open"
