@@ -196,6 +196,13 @@ async def test_data_both_ways(side: str, pattern: str, size: int) -> None:
     check(outcome, js_sends=size, py_sends=size)
 
 
+@pytest.mark.parametrize("side", SIDES)
+async def test_one_5_mib_js_message_arrives_whole(side: str) -> None:
+    # secret-stream writes each write() as one frame of up to 16 MiB - 1; ours must take it.
+    outcome = await exchange(side, "XX", js_sends=5 * MIB, py_sends=1, chunk=5 * MIB)
+    check(outcome, js_sends=5 * MIB, py_sends=1)
+
+
 @pytest.mark.parametrize("pattern", PATTERNS)
 @pytest.mark.parametrize("side", SIDES)
 @pytest.mark.parametrize("order", ["js-first", "py-first"])
