@@ -14,13 +14,11 @@ the dedup rule retires it, or when the swarm closes; see :meth:`Swarm.on_connect
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import random
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final
 
@@ -28,9 +26,20 @@ import anyio
 import anyio.abc
 
 from . import _backend
-from ._connection_set import ConnectionSet, Resolution, Slot, resolve_duplicate
+from ._connection_set import ConnectionSet, Slot
 from ._events import CallbackList, call_maybe_async
 from ._flush import FlushTracker
+from ._handlers import ConnectionHandler, close_quietly, keepalive_loop, run_handlers, send_probe
+from ._policy import (
+    MAX_PARALLEL,
+    MAX_PEERS,
+    Admission,
+    Limits,
+    SwarmStats,
+    admit_incoming,
+    worth_dialling,
+    worth_keeping,
+)
 from ._queue import DialQueue
 from ._retry import DEFAULT_JITTER, Backoffs, RetryTimer
 from .connection import Connection
@@ -52,27 +61,11 @@ __all__ = ("Firewall", "Swarm", "SwarmStats")
 
 logger = logging.getLogger("p2pswarm.swarm")
 
-MAX_PEERS: Final = 64
-MAX_PARALLEL: Final = 3
 #: Bound on one incoming handshake (firewall included), so a silent dialler costs little.
 HANDSHAKE_TIMEOUT: Final = 10.0
 
 #: ``firewall(remote_public_key, remote_address) -> bool``; True rejects. May be async.
 Firewall = Callable[[bytes, tuple[str, int]], bool | Awaitable[bool]]
-ConnectionHandler = Callable[[Connection, PeerInfo], Awaitable[None] | None]
-
-
-@dataclass(slots=True)
-class SwarmStats:
-    """Counters, as Hyperswarm's ``swarm.stats``."""
-
-    updates: int = 0
-    client_attempted: int = 0
-    client_opened: int = 0
-    client_closed: int = 0
-    server_opened: int = 0
-    server_closed: int = 0
-    banned_peers: int = 0
 
 
 class Swarm:
@@ -84,12 +77,12 @@ class Swarm:
     Options (times in seconds): ``key_pair`` or ``seed`` (identity; random by default),
     ``bootstrap`` (DHT nodes as ``(host, port)``) or ``dht`` (a ready
     :class:`~p2pswarm.discovery_backend.DiscoveryBackend`, not closed by the swarm),
-    ``max_peers`` (soft cap: no new discovered-peer dials at or above it; explicit peers
-    and incoming connections are not refused for it), ``max_parallel`` (dials in flight),
-    ``max_client_connections`` / ``max_server_connections`` (caps per direction; both
-    enforced, pending handshakes included), ``firewall``, ``backoffs`` (S, M, L, X retry
-    delays), ``jitter``, ``host`` / ``port`` (where to listen), ``keepalive`` and
-    ``idle_timeout`` (passed to every connection), ``dialer`` (how to reach a peer record).
+    ``max_peers``, ``max_parallel``, ``max_client_connections``, ``max_server_connections``
+    (see :attr:`limits`), ``firewall(public_key, (host, port)) -> bool`` (True rejects and
+    bans; sync or async; consulted before every dial and handshake of a peer not yet
+    banned), ``backoffs`` (S, M, L, X retry delays), ``jitter``, ``host`` / ``port`` (where
+    to listen; the swarm's DHT node takes the same port when free), ``keepalive`` and
+    ``idle_timeout`` (for every connection), ``dialer`` (how to reach a peer record).
     """
 
     def __init__(
@@ -119,13 +112,9 @@ class Swarm:
             raise TypeError("key_pair must be a p2pswarm.KeyPair")
         self.key_pair = key_pair or (KeyPair.from_seed(seed) if seed else KeyPair.generate())
         _backend.check_discovery_options(bootstrap, dht)
-        self.max_peers = _positive_int(max_peers, "max_peers")
-        self.max_parallel = _positive_int(max_parallel, "max_parallel")
-        self.max_client_connections = _optional_cap(
-            max_client_connections, "max_client_connections"
-        )
-        self.max_server_connections = _optional_cap(
-            max_server_connections, "max_server_connections"
+        #: The connection limits (see :class:`~p2pswarm._policy.Limits`).
+        self.limits = Limits.checked(
+            max_peers, max_parallel, max_client_connections, max_server_connections
         )
         if firewall is not None and not callable(firewall):
             raise TypeError("firewall must be callable(public_key, remote_address) -> bool")
@@ -356,9 +345,8 @@ class Swarm:
                 continue
             if not self._justified(peer):
                 self._unschedule(peer)  # no dial or redial for a topic we left
-            still_wanted = peer.explicit or any(t in self._discoveries for t in peer.topics)
             slot = self._slots.get(peer.public_key)
-            if close and not still_wanted and slot is not None:
+            if close and slot is not None and not worth_keeping(peer, self._discoveries):
                 await self._close_slot(slot)
             self._maybe_forget(peer)
 
@@ -499,18 +487,18 @@ class Swarm:
     # -- dialling -------------------------------------------------------------------------------
 
     def _saturated(self) -> bool:
-        clients = self._slots.count(is_initiator=True)
-        cap = self.max_client_connections
-        return len(self._slots) >= self.max_peers or (cap is not None and clients >= cap)
+        return self.limits.saturated(
+            total_slots=len(self._slots), client_slots=self._slots.count(is_initiator=True)
+        )
 
     def _attempt_dials(self) -> None:
         if self.closed or self.suspended or self._tg is None:
             return
-        cap = self.max_client_connections
-        while self.connecting < self.max_parallel and (
-            cap is None or self._slots.count(is_initiator=True) < cap
+        while self.limits.may_dial(
+            connecting=self.connecting, client_slots=self._slots.count(is_initiator=True)
         ):
-            peer = self._queue.pop(within_max_peers=len(self._slots) < self.max_peers)
+            within = self.limits.within_max_peers(len(self._slots))
+            peer = self._queue.pop(within_max_peers=within)
             if peer is None:
                 break
             if peer.banned or peer.public_key in self._slots:
@@ -555,7 +543,7 @@ class Swarm:
             self.connecting -= 1
         if slot.superseded or self.closed or scope.cancelled_caught or conn is None:
             if conn is not None:
-                await _close_quietly(conn)
+                await close_quietly(conn)
             self._slots.release(slot)
             if failure is not None and peer.public_key not in self._slots:
                 peer._disconnected(anyio.current_time())
@@ -610,7 +598,7 @@ class Swarm:
 
     async def _accept(self, stream: anyio.abc.SocketStream) -> None:
         if self.closed or self.suspended:
-            await _close_quietly(stream)
+            await close_quietly(stream)
             return
         address = stream.extra(anyio.abc.SocketAttribute.remote_address)
         remote = (str(address[0]), int(address[1])) if isinstance(address, tuple) else ("", 0)
@@ -629,12 +617,13 @@ class Swarm:
         except (P2PSwarmError, OSError, anyio.BrokenResourceError) as exc:
             logger.debug("incoming handshake from %r failed: %r", remote, exc)
         if conn is None or not claimed or claimed[-1].superseded or self.closed:
-            await _close_quietly(conn or stream)
+            await close_quietly(conn or stream)
             for slot in claimed:
                 self._slots.release(slot)
                 peer = self.peers.get(slot.remote_key)
                 self._settle(slot.remote_key)
-                if peer is not None:
+                if peer is not None and slot.remote_key not in self._slots:
+                    self._schedule_retry(peer)  # it may have replaced a working connection
                     self._maybe_forget(peer)
             self._update()
             self._attempt_dials()
@@ -652,34 +641,31 @@ class Swarm:
         ``max_server_connections`` and dedup. Returning True takes the peer's slot."""
         if self.closed or self.suspended or await self._firewalled(key, address):
             return False
-        if self.closed or self.suspended:
-            return False
         existing = self._slots.get(key)
-        if existing is None:
-            cap = self.max_server_connections
-            if cap is not None and self._slots.count(is_initiator=False) >= cap:
-                return False
-        else:
-            conn = existing.connection
-            verdict = resolve_duplicate(
-                local_key=self.key_pair.public_key,
-                remote_key=key,
-                new_is_initiator=False,
-                existing_bytes_read=conn.bytes_read if conn is not None else 0,
-                existing_bytes_written=conn.bytes_written if conn is not None else 0,
-            )
-            if verdict is Resolution.KEEP_EXISTING:
-                if conn is not None:
-                    self._spawn(partial(_keepalive_quietly, conn))
-                return False
+        conn = existing.connection if existing is not None else None
+        peer = self.peers.get(key)
+        verdict = admit_incoming(
+            local_key=self.key_pair.public_key,
+            remote_key=key,
+            accepting=not (self.closed or self.suspended),
+            banned=peer is not None and peer.banned,
+            existing=None
+            if existing is None
+            else (conn is not None, *((conn.bytes_read, conn.bytes_written) if conn else (0, 0))),
+            server_slots=self._slots.count(is_initiator=False),
+            limits=self.limits,
+        )
+        if verdict is Admission.REFUSE_AND_PROBE and conn is not None:
+            self._spawn(partial(send_probe, conn))
+        if verdict not in (Admission.ACCEPT, Admission.REPLACE):
+            return False
         peer = self._peer(key, client=False)
         for topic in topics:
             if topic in self._discoveries:
                 peer._add_topic(topic)
-        slot = self._slots.claim(key, is_initiator=False)
-        claimed.append(slot)
+        claimed.append(self._slots.claim(key, is_initiator=False))
         if existing is not None:
-            await self._close_slot(existing)
+            await self._close_slot(existing)  # before the new one reaches the application
         return True
 
     # -- open connections -------------------------------------------------------------------------
@@ -697,30 +683,13 @@ class Swarm:
         self._settle(peer.public_key)
         self._tg.start_soon(self._watch, slot, conn, peer)
         if self._on_connection:
-            self._tg.start_soon(self._run_handlers, conn, peer)
+            self._tg.start_soon(run_handlers, list(self._on_connection), conn, peer)
         self._update()
-
-    async def _run_handlers(self, conn: Connection, peer: PeerInfo) -> None:
-        """Call every handler; the async ones each run in their own task, and the
-        connection is closed when the last of them has returned."""
-        awaited = 0
-        async with anyio.create_task_group() as tg:
-            for handler in self._on_connection:
-                try:
-                    result = handler(conn, peer)
-                except Exception as exc:
-                    await _handler_failed(handler, conn, exc)
-                    continue
-                if inspect.isawaitable(result):
-                    awaited += 1
-                    tg.start_soon(_await_handler, handler, conn, result)
-        if awaited:
-            await _close_quietly(conn)
 
     async def _watch(self, slot: Slot[Connection], conn: Connection, peer: PeerInfo) -> None:
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(_keepalive_loop, conn)
+                tg.start_soon(keepalive_loop, conn)
                 await conn.wait_closed()
                 tg.cancel_scope.cancel()
         finally:
@@ -751,7 +720,7 @@ class Swarm:
         if scope is not None:
             scope.cancel()
         if slot.connection is not None:
-            await _close_quietly(slot.connection)
+            await close_quietly(slot.connection)
             peer = self.peers.get(slot.remote_key)
             if peer is not None:
                 self._retire(slot, peer)
@@ -764,13 +733,8 @@ class Swarm:
     # -- retries and bookkeeping ------------------------------------------------------------------
 
     def _justified(self, peer: PeerInfo) -> bool:
-        """Is there still a reason to dial this peer: kept explicitly, or found under a topic
-        we are a client of (and we know where it is)?"""
-        if peer.explicit:
-            return True
-        if peer.record is None:
-            return False
-        return any((d := self._discoveries.get(t)) is not None and d.is_client for t in peer.topics)
+        client_topics = [t for t, d in self._discoveries.items() if d.is_client]
+        return worth_dialling(peer, client_topics)
 
     def _schedule_retry(self, peer: PeerInfo) -> None:
         if self.closed or self.suspended or peer.waiting or peer.queued:
@@ -854,75 +818,3 @@ class Swarm:
             f"topics={len(self._discoveries)} connections={len(self.connections)} "
             f"connecting={self.connecting} peers={len(self.peers)}>"
         )
-
-
-async def _close_quietly(resource: anyio.abc.AsyncResource) -> None:
-    with anyio.CancelScope(shield=True):
-        try:
-            await resource.aclose()
-        except Exception as exc:
-            logger.debug("closing %r failed: %r", resource, exc)
-
-
-#: What a peer (not the application) can make a handler raise: logged without a traceback.
-_PEER_ERRORS = (
-    P2PSwarmError,
-    anyio.BrokenResourceError,
-    anyio.ClosedResourceError,
-    anyio.EndOfStream,
-    OSError,
-)
-
-
-async def _await_handler(handler: object, conn: Connection, awaitable: Awaitable[Any]) -> None:
-    try:
-        await awaitable
-    except Exception as exc:
-        await _handler_failed(handler, conn, exc)
-
-
-async def _handler_failed(handler: object, conn: Connection, exc: Exception) -> None:
-    peer = conn.remote_public_key.hex()[:16]
-    if isinstance(exc, _PEER_ERRORS):
-        logger.info("connection to %s… ended in handler %r: %r", peer, handler, exc)
-    else:
-        logger.error(
-            "connection handler %r raised; closing the connection to %s…",
-            handler,
-            peer,
-            exc_info=exc,
-        )
-    await _close_quietly(conn)
-
-
-async def _keepalive_quietly(conn: Connection) -> None:
-    try:
-        await conn.send_keepalive()
-    except Exception as exc:
-        logger.debug("keep-alive probe failed: %r", exc)
-
-
-async def _keepalive_loop(conn: Connection) -> None:
-    try:
-        await conn.run_keepalive()
-    except Exception as exc:
-        logger.debug("keep-alive loop ended: %r", exc)
-        await _close_quietly(conn)
-
-
-def _positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1")
-    return value
-
-
-def _optional_cap(value: object, name: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int or None")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0")
-    return value
