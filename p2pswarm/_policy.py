@@ -7,7 +7,7 @@ facts (counts, the existing slot, which topics are joined), asks, and acts.
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection
+from collections.abc import Container
 from dataclasses import dataclass
 from typing import Final
 
@@ -158,7 +158,7 @@ def admit_incoming(
     return Admission.REFUSE_AND_PROBE if is_open else Admission.REFUSE
 
 
-def worth_dialling(peer: PeerInfo, client_topics: Collection[bytes]) -> bool:
+def worth_dialling(peer: PeerInfo, client_topics: Container[bytes]) -> bool:
     """Is there a reason to (re)dial ``peer``: it is explicit, or we know where it is and
     it was found under a topic we still look up (``client_topics``)?"""
     if peer.explicit:
@@ -168,7 +168,7 @@ def worth_dialling(peer: PeerInfo, client_topics: Collection[bytes]) -> bool:
     return any(t in client_topics for t in peer.topics)
 
 
-def worth_keeping(peer: PeerInfo, joined_topics: Collection[bytes]) -> bool:
+def worth_keeping(peer: PeerInfo, joined_topics: Container[bytes]) -> bool:
     """After leaving a topic with ``close=True``: does anything still justify the
     connection (explicit, or known under a topic still joined in any mode)?"""
     return peer.explicit or any(t in joined_topics for t in peer.topics)

@@ -2,10 +2,10 @@
 
 This module is the thin I/O layer: it owns one anyio task group, the TCP listener, the
 discovery backend, and one task per dial, per accepted handshake and per open connection.
-Every decision (whom to dial next, when to retry, which of two connections survives, when
-a peer may be forgotten, when ``flush()`` is done) is made by the pure modules
-``peer_info``, ``_retry``, ``_queue``, ``_connection_set`` and ``_flush``, which take the
-time as an argument and are tested with a fake clock.
+Every decision (whom to dial next, when to retry, which of two connections to the same
+peer survives, when a peer may be forgotten, when ``flush()`` is done) is made by the pure
+:class:`~p2pswarm._pool.PeerPool`, which takes the time as an argument; this module
+gathers facts, asks it, and does the I/O it asks for.
 
 Lifetime of a connection: it is handed to every ``on_connection`` handler and closed when
 the last async handler returns (anyio's listener convention), when a handler raises, when
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import AsyncExitStack
 from functools import partial
@@ -26,46 +25,29 @@ import anyio
 import anyio.abc
 
 from . import _backend
-from ._connection_set import ConnectionSet, Slot
+from ._connection_set import Slot
 from ._events import CallbackList, call_maybe_async
-from ._flush import FlushTracker
 from ._handlers import ConnectionHandler, close_quietly, keepalive_loop, run_handlers, send_probe
-from ._policy import (
-    MAX_PARALLEL,
-    MAX_PEERS,
-    Admission,
-    Limits,
-    SwarmStats,
-    admit_incoming,
-    worth_dialling,
-    worth_keeping,
-)
-from ._queue import DialQueue
-from ._retry import DEFAULT_JITTER, Backoffs, RetryTimer
-from .connection import Connection
+from ._policy import MAX_PARALLEL, MAX_PEERS, Limits, SwarmStats
+from ._pool import PeerPool
+from ._retry import DEFAULT_JITTER, Backoffs
+from .connection import DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEPALIVE, Connection
 from .discovery import PeerDiscovery, TopicDiscovery, _check_limit
 from .discovery_backend import DiscoveryBackend
-from .errors import (
-    DialError,
-    P2PSwarmError,
-    PeerBannedError,
-    PeerNotFoundError,
-    SwarmClosedError,
-)
+from .errors import DialError, P2PSwarmError, PeerBannedError, PeerNotFoundError, SwarmClosedError
 from .keys import KeyPair, check_public_key, check_topic
 from .peer_info import PeerInfo
 from .peer_record import PeerRecord
-from .transport import Dialer, TCPDialer, accept_handshake
+from .transport import DEFAULT_HANDSHAKE_TIMEOUT, Dialer, TCPDialer, accept_handshake
 
 __all__ = ("Firewall", "Swarm", "SwarmStats")
 
 logger = logging.getLogger("p2pswarm.swarm")
 
-#: Bound on one incoming handshake (firewall included), so a silent dialler costs little.
-HANDSHAKE_TIMEOUT: Final = 10.0
-
-#: ``firewall(remote_public_key, remote_address) -> bool``; True rejects. May be async.
+#: ``firewall(remote_public_key, (host, port)) -> bool``; True rejects (and bans). May be async.
 Firewall = Callable[[bytes, tuple[str, int]], bool | Awaitable[bool]]
+
+_DIAL_ERRORS: Final = (P2PSwarmError, OSError, anyio.BrokenResourceError)
 
 
 class Swarm:
@@ -78,11 +60,13 @@ class Swarm:
     ``bootstrap`` (DHT nodes as ``(host, port)``) or ``dht`` (a ready
     :class:`~p2pswarm.discovery_backend.DiscoveryBackend`, not closed by the swarm),
     ``max_peers``, ``max_parallel``, ``max_client_connections``, ``max_server_connections``
-    (see :attr:`limits`), ``firewall(public_key, (host, port)) -> bool`` (True rejects and
-    bans; sync or async; consulted before every dial and handshake of a peer not yet
-    banned), ``backoffs`` (S, M, L, X retry delays), ``jitter``, ``host`` / ``port`` (where
-    to listen; the swarm's DHT node takes the same port when free), ``keepalive`` and
-    ``idle_timeout`` (for every connection), ``dialer`` (how to reach a peer record).
+    (see :class:`~p2pswarm._policy.Limits`), ``firewall(public_key, (host, port)) -> bool``
+    (True rejects and bans; sync or async; consulted before every dial and handshake of a
+    peer not yet banned, so a rejected peer costs one call), ``backoffs`` (S, M, L, X retry
+    delays; default about 1, 5, 15 and 600 s), ``jitter`` (default 0.5 s), ``host`` /
+    ``port`` (where to listen; the swarm's own DHT node takes the same port when free),
+    ``keepalive`` / ``idle_timeout`` / ``handshake_timeout`` (for every connection),
+    ``dialer`` (how to reach a peer record; TCP by default).
     """
 
     def __init__(
@@ -101,9 +85,9 @@ class Swarm:
         host: str = "127.0.0.1",
         port: int = 0,
         dht: DiscoveryBackend | None = None,
-        keepalive: float | None = 5.0,
-        idle_timeout: float | None = 20.0,
-        handshake_timeout: float = HANDSHAKE_TIMEOUT,
+        keepalive: float | None = DEFAULT_KEEPALIVE,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
         dialer: Dialer | None = None,
     ) -> None:
         if key_pair is not None and seed is not None:
@@ -112,39 +96,32 @@ class Swarm:
             raise TypeError("key_pair must be a p2pswarm.KeyPair")
         self.key_pair = key_pair or (KeyPair.from_seed(seed) if seed else KeyPair.generate())
         _backend.check_discovery_options(bootstrap, dht)
-        #: The connection limits (see :class:`~p2pswarm._policy.Limits`).
-        self.limits = Limits.checked(
-            max_peers, max_parallel, max_client_connections, max_server_connections
-        )
         if firewall is not None and not callable(firewall):
             raise TypeError("firewall must be callable(public_key, remote_address) -> bool")
         self._firewall = firewall
         self._host, self._port_option = host, port
         self._bootstrap, self._dht_option = bootstrap, dht
-        self._conn_options: dict[str, float | None] = {
-            "keepalive": keepalive,
-            "idle_timeout": idle_timeout,
-            "handshake_timeout": handshake_timeout,
-        }
-        self._dialer: Dialer = dialer or TCPDialer(**self._conn_options)
-        rng = random.Random()
-        self._retry = RetryTimer(
-            Backoffs.coerce(backoffs), DEFAULT_JITTER if jitter is None else jitter, rng=rng
+        self._keepalive, self._idle_timeout = keepalive, idle_timeout
+        self._handshake_timeout = handshake_timeout
+        self._dialer: Dialer = dialer or TCPDialer(
+            keepalive=keepalive, idle_timeout=idle_timeout, handshake_timeout=handshake_timeout
         )
-        self._queue = DialQueue(rng)
-        self._slots: ConnectionSet[Connection] = ConnectionSet()
-        self._flushes = FlushTracker()
-        self._flush_events: dict[int, tuple[anyio.Event, list[bool]]] = {}
         self._discoveries: dict[bytes, TopicDiscovery] = {}
+        self._pool: PeerPool[Connection] = PeerPool(
+            self.key_pair.public_key,
+            Limits.checked(max_peers, max_parallel, max_client_connections, max_server_connections),
+            Backoffs.coerce(backoffs),
+            DEFAULT_JITTER if jitter is None else jitter,
+            topic_mode=self._topic_mode,
+            on_ban=self._banned,
+            on_flushed=self._flushed,
+        )
+        self._flush_events: dict[int, tuple[anyio.Event, list[bool]]] = {}
         self._dial_scopes: dict[Slot[Connection], anyio.CancelScope] = {}
         self._leaving: dict[bytes, anyio.Event] = {}
-        self._ban_reason: dict[bytes, Exception] = {}
 
+        #: Open connections (each passed dedup and was handed to the handlers).
         self.connections: set[Connection] = set()
-        self.connecting = 0
-        self.peers: dict[bytes, PeerInfo] = {}
-        self.explicit_peers: set[PeerInfo] = set()
-        self.stats = SwarmStats()
         self.suspended = False
         self.closed = False
 
@@ -159,6 +136,7 @@ class Swarm:
         self._listener_scope = anyio.CancelScope()
         self._port = 0
         self._retry_wakeup = anyio.Event()
+        self._retry_armed = math.inf  # when the retry loop will wake next
         self._listening: _backend.SelfAnnouncer | None = None
         self._closed_event = anyio.Event()
         self._tasks_done = anyio.Event()
@@ -220,11 +198,11 @@ class Swarm:
             await self._closed_event.wait()
             return
         self.closed = True
+        self._pool.accepting = False
         try:
             with anyio.CancelScope(shield=True):
-                self._settle_flushes(self._flushes.settle_all(), False)
-                for peer in self._retry.clear() + self._queue.clear():
-                    peer.waiting = peer.queued = False
+                self._flushed(self._pool.flushes.settle_all(), False)
+                self._pool.reset()
                 discoveries = list(self._discoveries.values())
                 self._discoveries.clear()
                 async with anyio.create_task_group() as tg:
@@ -260,6 +238,32 @@ class Swarm:
         if self._dht is None:
             raise RuntimeError("the swarm is not running: use 'async with Swarm(...)'")
         return self._dht
+
+    @property
+    def connecting(self) -> int:
+        """Dials in flight."""
+        return self._pool.connecting
+
+    @property
+    def peers(self) -> dict[bytes, PeerInfo]:
+        """Every peer the swarm knows (connected, connecting, queued, retrying, explicit or
+        banned), by public key. Others are forgotten at once: the map does not grow."""
+        return self._pool.peers
+
+    @property
+    def explicit_peers(self) -> set[PeerInfo]:
+        """The peers kept with :meth:`join_peer`."""
+        return self._pool.explicit_peers
+
+    @property
+    def stats(self) -> SwarmStats:
+        """Counters: connections opened/closed/attempted per direction, bans, updates."""
+        return self._pool.stats
+
+    @property
+    def limits(self) -> Limits:
+        """``max_peers``, ``max_parallel`` and the per-direction caps in force."""
+        return self._pool.limits
 
     def status(self, topic: bytes) -> TopicDiscovery | None:
         """The topic's discovery state, or None when the topic is not joined."""
@@ -297,7 +301,8 @@ class Swarm:
     def on_ban(
         self, callback: Callable[[PeerInfo, Exception], Any]
     ) -> Callable[[PeerInfo, Exception], Any]:
-        """Register ``callback(peer_info, error)`` for every ban (firewall or ``ban()``)."""
+        """Register ``callback(peer_info, error)`` for every ban: by the firewall (error:
+        ``PeerBannedError("Peer is firewalled")``) or by ``PeerInfo.ban()``."""
         return self._on_ban.add(callback)
 
     # -- topics -------------------------------------------------------------------------------
@@ -320,15 +325,16 @@ class Swarm:
         if discovery is None:
             discovery = TopicDiscovery(self, topic, wait_for=self._leaving.get(topic))
             self._discoveries[topic] = discovery
+            if self.suspended:
+                discovery.suspended = True
             self._tg.start_soon(discovery.run)
-        session = discovery.session(self, client=bool(client), server=bool(server), limit=limit)
-        if self.suspended:
-            discovery.suspended = True
-        return session
+        return discovery.session(self, client=bool(client), server=bool(server), limit=limit)
 
     async def leave(self, topic: bytes, *, close: bool = False) -> None:
         """Stop discovering ``topic`` and unannounce it. Open connections stay, unless
-        ``close``: then connections that only this topic justified are closed too."""
+        ``close``: then connections that only this topic justified are closed too (on
+        the accepting side, a connection is known under the topics of the dialler's
+        hello). Leaving a topic that is not joined does nothing."""
         topic = check_topic(topic)
         discovery = self._discoveries.pop(topic, None)
         if discovery is None:
@@ -340,48 +346,29 @@ class Swarm:
             if self._leaving.get(topic) is done:
                 del self._leaving[topic]
             done.set()
-        for peer in list(self.peers.values()):
-            if topic not in peer.topics:
-                continue
-            if not self._justified(peer):
-                self._unschedule(peer)  # no dial or redial for a topic we left
-            slot = self._slots.get(peer.public_key)
-            if close and slot is not None and not worth_keeping(peer, self._discoveries):
-                await self._close_slot(slot)
-            self._maybe_forget(peer)
+        for slot in self._pool.left_topic(topic, close=close):
+            await self._close_slot(slot)
+        self._changed()
+
+    def _topic_mode(self, topic: bytes) -> bool | None:
+        discovery = self._discoveries.get(topic)
+        return None if discovery is None else discovery.is_client
 
     # -- explicit peers -----------------------------------------------------------------------
 
     def join_peer(self, public_key: bytes) -> None:
-        """Keep a connection to this peer: dial it (found by key) and redial it forever."""
+        """Keep a connection to this peer: dial it (found by key) and redial it forever
+        (S, M, L back-offs, then X). Joining yourself does nothing."""
         key = check_public_key(public_key)
-        if key == self.key_pair.public_key:
-            return
         if self.closed:
             raise SwarmClosedError("the swarm is closed")
-        peer = self._peer(key, client=True)
-        peer.explicit = True
-        self.explicit_peers.add(peer)
-        if peer.queued:
-            self._queue.remove(peer)  # move to the explicit lane
-            self._queue.push(peer)
-        elif key not in self._slots and not peer.waiting:
-            peer._reset()
-            self._queue.push(peer)
-        self._update()
-        self._attempt_dials()
+        self._pool.join_peer(key)
+        self._changed()
 
     def leave_peer(self, public_key: bytes) -> None:
         """Stop keeping this peer. An open connection stays; nothing redials it for this."""
-        peer = self.peers.get(check_public_key(public_key))
-        if peer is None or not peer.explicit:
-            return
-        peer.explicit = False
-        self.explicit_peers.discard(peer)
-        if not self._justified(peer):
-            self._unschedule(peer)
-        self._maybe_forget(peer)
-        self._update()
+        self._pool.leave_peer(check_public_key(public_key))
+        self._changed()
 
     async def listen(self) -> None:
         """Make this swarm findable by its public key (for ``join_peer``). Idempotent."""
@@ -399,12 +386,7 @@ class Swarm:
             await discovery.flushed()
         if self.closed:
             return False
-        if self.connecting == 0 and self._saturated():
-            return True
-        outstanding = [p.public_key for p in self._queue] + [
-            s.remote_key for s in self._slots if s.connection is None
-        ]
-        token = self._flushes.register(outstanding)
+        token = self._pool.register_flush()
         if token is None:
             return True
         event, result = anyio.Event(), [True]
@@ -413,7 +395,7 @@ class Swarm:
             await event.wait()
         finally:
             self._flush_events.pop(token, None)
-            self._flushes.cancel(token)
+            self._pool.flushes.cancel(token)
         return result[0]
 
     async def suspend(self) -> None:
@@ -422,106 +404,61 @@ class Swarm:
         if self.suspended or self.closed:
             return
         self.suspended = True
+        self._pool.accepting = False
         async with anyio.create_task_group() as tg:
             for discovery in self._discoveries.values():
                 tg.start_soon(discovery.suspend)
-        for peer in self._retry.clear() + self._queue.clear():
-            peer.waiting = peer.queued = False
-            self._maybe_forget(peer)
-        self._settle_flushes(self._flushes.settle_all(), True)
+        self._pool.reset()
+        self._flushed(self._pool.flushes.settle_all(), True)
         await self._close_all_connections()
-        self._update()
+        self._changed()
 
     async def resume(self) -> None:
         """Come back from :meth:`suspend`: rediscover every topic and redial."""
         if not self.suspended or self.closed:
             return
         self.suspended = False
+        self._pool.accepting = True
         for discovery in self._discoveries.values():
             discovery.resume()
         for peer in list(self.explicit_peers):
-            if peer.public_key not in self._slots:
-                self._queue.push(peer)
-        self._attempt_dials()
+            self._pool.join_peer(peer.public_key)
+        self._changed()
 
     async def network_changed(self) -> None:
         """Tell the swarm the network changed (new Wi-Fi, wake from sleep): a keep-alive
         goes out on every connection, so dead ones surface quickly, and every topic is
         rediscovered."""
         for conn in list(self.connections):
-            try:
-                await conn.send_keepalive()
-            except Exception as exc:
-                logger.debug("keep-alive failed on %r: %r", conn, exc)
+            await send_probe(conn)
         for discovery in self._discoveries.values():
             discovery.request_refresh()
 
-    # -- discovery callbacks --------------------------------------------------------------------
+    # -- dialling -------------------------------------------------------------------------------
 
     def _handle_peer(self, record: PeerRecord, topic: bytes) -> bool:
         """A lookup found ``record`` under ``topic``; True when it is a peer to dial."""
-        key = record.public_key
-        if self.closed or key == self.key_pair.public_key:
+        if self.closed:
             return False
-        peer = self._peer(key, client=True)
-        peer.record = record
-        peer._add_topic(topic)
-        if peer.banned or key in self._slots:
-            return False
-        if not peer.prioritized or peer.server:
-            peer._reset()
-            if peer.waiting:
-                self._retry.discard(peer)
-                peer.waiting = False
-        if not peer.waiting and not self.suspended:
-            self._queue.push(peer)
-        self._update()
-        self._attempt_dials()
-        return True
+        handed = self._pool.found(record, topic)
+        self._changed()
+        return handed
 
-    def _spawn(self, fn: Callable[[], Coroutine[Any, Any, object]]) -> None:
-        if self._tg is None or self.closed:
-            return
-        self._tg.start_soon(fn)
-
-    # -- dialling -------------------------------------------------------------------------------
-
-    def _saturated(self) -> bool:
-        return self.limits.saturated(
-            total_slots=len(self._slots), client_slots=self._slots.count(is_initiator=True)
-        )
-
-    def _attempt_dials(self) -> None:
-        if self.closed or self.suspended or self._tg is None:
-            return
-        while self.limits.may_dial(
-            connecting=self.connecting, client_slots=self._slots.count(is_initiator=True)
-        ):
-            within = self.limits.within_max_peers(len(self._slots))
-            peer = self._queue.pop(within_max_peers=within)
-            if peer is None:
-                break
-            if peer.banned or peer.public_key in self._slots:
-                self._settle(peer.public_key)
-                self._maybe_forget(peer)
-                continue
-            self._start_dial(peer)
-        if self.connecting == 0 and self._saturated():
-            self._settle_flushes(self._flushes.settle_all(), True)
-
-    def _start_dial(self, peer: PeerInfo) -> None:
-        assert self._tg is not None
-        slot = self._slots.claim(peer.public_key, is_initiator=True)
-        scope = anyio.CancelScope()
-        self._dial_scopes[slot] = scope
-        self.connecting += 1
-        self.stats.client_attempted += 1
-        self._tg.start_soon(self._dial, slot, peer, scope)
-        self._update()
+    def _changed(self) -> None:
+        """State moved: start the dials the pool allows, then tell the update listeners."""
+        if self._tg is not None and not self.closed:
+            for slot, peer in self._pool.next_dials():
+                scope = self._dial_scopes[slot] = anyio.CancelScope()
+                self._tg.start_soon(self._dial, slot, peer, scope)
+        deadline = self._pool.retry.next_deadline()
+        if deadline is not None and deadline < self._retry_armed:
+            self._retry_wakeup.set()
+        self._pool.stats.updates += 1
+        if self._on_update:
+            self._on_update.emit(self._spawn_callback)
 
     async def _dial(self, slot: Slot[Connection], peer: PeerInfo, scope: anyio.CancelScope) -> None:
         conn: Connection | None = None
-        failure: BaseException | None = None
         try:
             with scope:
                 record = peer.record or await self.dht.find_peer(peer.public_key)
@@ -535,45 +472,25 @@ class Swarm:
                 conn = await self._dialer.dial(
                     record, key_pair=self.key_pair, topics=tuple(peer.topics)
                 )
-        except (P2PSwarmError, OSError, anyio.BrokenResourceError, TimeoutError) as exc:
-            failure = exc
-            logger.debug("dial %s failed: %r", peer.public_key.hex()[:16], exc)
+        except _DIAL_ERRORS as exc:
+            logger.debug("dial %s… failed: %r", peer.public_key.hex()[:16], exc)
         finally:
             self._dial_scopes.pop(slot, None)
-            self.connecting -= 1
-        if slot.superseded or self.closed or scope.cancelled_caught or conn is None:
-            if conn is not None:
-                await close_quietly(conn)
-            self._slots.release(slot)
-            if failure is not None and peer.public_key not in self._slots:
-                peer._disconnected(anyio.current_time())
-                if peer.explicit:
-                    peer.record = None  # find it again: it may have moved
-                self._schedule_retry(peer)
-            self._settle(peer.public_key)
-            self._maybe_forget(peer)
-            self._update()
-            self._attempt_dials()
-            return
-        self._open(slot, conn, peer)
-        self._attempt_dials()  # this dial's place in max_parallel is free for the next peer
+        if self._pool.dial_ended(slot, peer, ok=conn is not None, now=anyio.current_time()):
+            assert conn is not None
+            self._open(slot, conn, peer)
+        elif conn is not None:
+            await close_quietly(conn)
+        self._changed()
 
     async def _firewalled(self, key: bytes, address: tuple[str, int]) -> bool:
         """The firewall verdict: our own key and banned peers are refused without asking;
         a peer the user firewall rejects is banned, so it is asked once per peer."""
-        if key == self.key_pair.public_key:
+        if key == self.key_pair.public_key or self._pool.is_banned(key):
             return True
-        peer = self.peers.get(key)
-        if peer is not None and peer.banned:
-            return True
-        if self._firewall is None:
+        if self._firewall is None or not await call_maybe_async(self._firewall, key, address):
             return False
-        if not await call_maybe_async(self._firewall, key, address):
-            return False
-        peer = self._peer(key, client=False)
-        if not peer.banned:
-            self._ban_reason[key] = PeerBannedError("Peer is firewalled")
-            peer.ban(True)
+        self._pool.ban(key, PeerBannedError("Peer is firewalled"))
         return True
 
     # -- accepting --------------------------------------------------------------------------------
@@ -610,25 +527,20 @@ class Swarm:
                 key_pair=self.key_pair,
                 remote_address=remote,
                 authorize=partial(self._authorize, claimed),
-                keepalive=self._conn_options["keepalive"],
-                idle_timeout=self._conn_options["idle_timeout"],
-                handshake_timeout=self._conn_options["handshake_timeout"],
+                keepalive=self._keepalive,
+                idle_timeout=self._idle_timeout,
+                handshake_timeout=self._handshake_timeout,
             )
-        except (P2PSwarmError, OSError, anyio.BrokenResourceError) as exc:
+        except _DIAL_ERRORS as exc:
             logger.debug("incoming handshake from %r failed: %r", remote, exc)
         if conn is None or not claimed or claimed[-1].superseded or self.closed:
             await close_quietly(conn or stream)
             for slot in claimed:
-                self._slots.release(slot)
-                peer = self.peers.get(slot.remote_key)
-                self._settle(slot.remote_key)
-                if peer is not None and slot.remote_key not in self._slots:
-                    self._schedule_retry(peer)  # it may have replaced a working connection
-                    self._maybe_forget(peer)
-            self._update()
-            self._attempt_dials()
-            return
-        self._open(claimed[-1], conn, self.peers[claimed[-1].remote_key])
+                self._pool.accept_failed(slot, anyio.current_time())
+        else:
+            slot = claimed[-1]
+            self._open(slot, conn, self._pool.peer(slot.remote_key, client=False))
+        self._changed()
 
     async def _authorize(
         self,
@@ -641,29 +553,12 @@ class Swarm:
         ``max_server_connections`` and dedup. Returning True takes the peer's slot."""
         if self.closed or self.suspended or await self._firewalled(key, address):
             return False
-        existing = self._slots.get(key)
-        conn = existing.connection if existing is not None else None
-        peer = self.peers.get(key)
-        verdict = admit_incoming(
-            local_key=self.key_pair.public_key,
-            remote_key=key,
-            accepting=not (self.closed or self.suspended),
-            banned=peer is not None and peer.banned,
-            existing=None
-            if existing is None
-            else (conn is not None, *((conn.bytes_read, conn.bytes_written) if conn else (0, 0))),
-            server_slots=self._slots.count(is_initiator=False),
-            limits=self.limits,
-        )
-        if verdict is Admission.REFUSE_AND_PROBE and conn is not None:
-            self._spawn(partial(send_probe, conn))
-        if verdict not in (Admission.ACCEPT, Admission.REPLACE):
+        slot, existing, probe = self._pool.admit(key, topics)
+        if probe and existing is not None and existing.connection is not None:
+            self._spawn(partial(send_probe, existing.connection))
+        if slot is None:
             return False
-        peer = self._peer(key, client=False)
-        for topic in topics:
-            if topic in self._discoveries:
-                peer._add_topic(topic)
-        claimed.append(self._slots.claim(key, is_initiator=False))
+        claimed.append(slot)
         if existing is not None:
             await self._close_slot(existing)  # before the new one reaches the application
         return True
@@ -673,18 +568,11 @@ class Swarm:
     def _open(self, slot: Slot[Connection], conn: Connection, peer: PeerInfo) -> None:
         """Hand a connection that passed dedup to the application (no await before this)."""
         assert self._tg is not None
-        slot.connection = conn
+        self._pool.opened(slot, conn, peer, anyio.current_time())
         self.connections.add(conn)
-        peer._connected(anyio.current_time(), client=slot.is_initiator)
-        if slot.is_initiator:
-            self.stats.client_opened += 1
-        else:
-            self.stats.server_opened += 1
-        self._settle(peer.public_key)
         self._tg.start_soon(self._watch, slot, conn, peer)
         if self._on_connection:
             self._tg.start_soon(run_handlers, list(self._on_connection), conn, peer)
-        self._update()
 
     async def _watch(self, slot: Slot[Connection], conn: Connection, peer: PeerInfo) -> None:
         try:
@@ -693,117 +581,53 @@ class Swarm:
                 await conn.wait_closed()
                 tg.cancel_scope.cancel()
         finally:
-            self._retire(slot, peer)
+            self._retire(slot, conn, peer)
 
-    def _retire(self, slot: Slot[Connection], peer: PeerInfo) -> None:
-        """A connection closed: count it, and schedule the redial policy says is due."""
-        if slot.retired:
-            return
-        slot.retired = True
-        self._slots.release(slot)
-        if slot.connection is not None and slot.connection in self.connections:
-            self.connections.discard(slot.connection)
-            if slot.is_initiator:
-                self.stats.client_closed += 1
-            else:
-                self.stats.server_closed += 1
-        peer._disconnected(anyio.current_time())
-        if peer.public_key not in self._slots:
-            self._schedule_retry(peer)
-        self._maybe_forget(peer)
-        self._update()
-        self._attempt_dials()
+    def _retire(self, slot: Slot[Connection], conn: Connection, peer: PeerInfo) -> None:
+        self.connections.discard(conn)
+        if self._pool.closed(slot, peer, anyio.current_time()):
+            self._changed()
 
     async def _close_slot(self, slot: Slot[Connection]) -> None:
         slot.superseded = True
         scope = self._dial_scopes.get(slot)
         if scope is not None:
             scope.cancel()
-        if slot.connection is not None:
-            await close_quietly(slot.connection)
-            peer = self.peers.get(slot.remote_key)
-            if peer is not None:
-                self._retire(slot, peer)
+        conn = slot.connection
+        if conn is not None:
+            await close_quietly(conn)
+            self._retire(slot, conn, self._pool.peer(slot.remote_key, client=slot.is_initiator))
 
     async def _close_all_connections(self) -> None:
         with anyio.CancelScope(shield=True):
-            for slot in list(self._slots):
+            for slot in list(self._pool.slots):
                 await self._close_slot(slot)
 
-    # -- retries and bookkeeping ------------------------------------------------------------------
-
-    def _justified(self, peer: PeerInfo) -> bool:
-        client_topics = [t for t, d in self._discoveries.items() if d.is_client]
-        return worth_dialling(peer, client_topics)
-
-    def _schedule_retry(self, peer: PeerInfo) -> None:
-        if self.closed or self.suspended or peer.waiting or peer.queued:
-            return
-        if not self._justified(peer):
-            return
-        if self._retry.add(peer, anyio.current_time()):
-            peer.waiting = True
-            self._retry_wakeup.set()
-
-    def _unschedule(self, peer: PeerInfo) -> None:
-        if peer.queued:
-            self._queue.remove(peer)
-        if peer.waiting:
-            self._retry.discard(peer)
-            peer.waiting = False
-        self._settle(peer.public_key)
+    # -- retries, callbacks -----------------------------------------------------------------------
 
     async def _retry_loop(self) -> None:
         while True:
-            for peer in self._retry.due(anyio.current_time()):
-                peer.waiting = False
-                if peer.banned or peer.public_key in self._slots or not self._justified(peer):
-                    self._maybe_forget(peer)
-                    continue
-                self._queue.push(peer)
-            self._attempt_dials()
-            deadline = self._retry.next_deadline()
+            self._pool.retries_due(anyio.current_time())
+            self._changed()
+            deadline = self._pool.retry.next_deadline()
             self._retry_wakeup = anyio.Event()
-            delay = math.inf if deadline is None else deadline - anyio.current_time()
-            with anyio.move_on_after(max(delay, 0.0)):
+            self._retry_armed = math.inf if deadline is None else deadline
+            with anyio.move_on_after(max(self._retry_armed - anyio.current_time(), 0.0)):
                 await self._retry_wakeup.wait()
 
-    def _peer(self, key: bytes, *, client: bool) -> PeerInfo:
-        peer = self.peers.get(key)
-        if peer is None:
-            peer = PeerInfo(key, client=client, on_ban=self._peer_banned)
-            self.peers[key] = peer
-        return peer
-
-    def _peer_banned(self, peer: PeerInfo, banned: bool) -> None:
-        if not banned:
-            self._maybe_forget(peer)
-            return
-        self.stats.banned_peers += 1
-        self._unschedule(peer)
-        reason = self._ban_reason.pop(peer.public_key, None) or PeerBannedError("Peer is banned")
+    def _banned(self, peer: PeerInfo, reason: Exception) -> None:
         self._on_ban.emit(self._spawn_callback, peer, reason)
-        self._update()
 
-    def _maybe_forget(self, peer: PeerInfo) -> None:
-        has_slot = peer.public_key in self._slots
-        if peer._collectable(has_connection=has_slot) and self.peers.get(peer.public_key) is peer:
-            del self.peers[peer.public_key]
-
-    def _settle(self, key: bytes) -> None:
-        self._settle_flushes(self._flushes.settle(key), True)
-
-    def _settle_flushes(self, tokens: list[int], result: bool) -> None:
+    def _flushed(self, tokens: list[int], result: bool) -> None:
         for token in tokens:
             entry = self._flush_events.get(token)
             if entry is not None:
                 entry[1][0] = result
                 entry[0].set()
 
-    def _update(self) -> None:
-        self.stats.updates += 1
-        if self._on_update:
-            self._on_update.emit(self._spawn_callback)
+    def _spawn(self, fn: Callable[[], Coroutine[Any, Any, object]]) -> None:
+        if self._tg is not None and not self.closed:
+            self._tg.start_soon(fn)
 
     def _spawn_callback(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> bool:
         if self._tg is None or self.closed:
