@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Swarm benchmarks interleaved with the JS Hyperswarm anchor: in each of RUNS rounds (default
+# 3), every benchmark runs once in JS, then once in Python (JS, Py, JS, Py, ...), one after
+# another (never in parallel: the box has 2 cores). One JSON line per run is appended to
+# $OUT/<bench>-js.jsonl and $OUT/<bench>-py.jsonl; $OUT/env.txt records the machine, the
+# versions and the load before, during (per round) and after. Then the anchor's aggregate.js
+# prints the median-of-runs table of the folder, JS and Python files side by side.
+#
+#   cp -r ../shared/anchors/js-hyperswarm /tmp/js-anchor && (cd /tmp/js-anchor && npm ci)
+#   ANCHOR=/tmp/js-anchor bench/run_all.sh
+#   RUNS=5 OUT=bench/results/mine BACKEND=trio ONLY=scale EXTRAS=0 bench/run_all.sh
+#
+# ONLY=<prefix> runs only benchmarks whose name starts with it. EXTRAS=0 skips the one-off
+# runs after the rounds (3 drops in a row, dead-peer detection). Loopback only: every DHT and
+# swarm binds 127.0.0.1 and uses a local testnet; each line reports ext_tx_packets_delta.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS="${RUNS:-3}"
+ONLY="${ONLY:-}"
+EXTRAS="${EXTRAS:-1}"
+BACKEND="${BACKEND:-asyncio}"
+ANCHOR="${ANCHOR:-/tmp/js-anchor}"
+OUT="${OUT:-bench/results/$(date -u +%Y-%m-%d)-swarm}"
+PY="${PY:-.venv/bin/python}"
+mkdir -p "$OUT"
+[ -d "$ANCHOR/node_modules/hyperswarm" ] || { echo "run 'npm ci' in $ANCHOR first" >&2; exit 1; }
+
+load() { echo "$(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min); running: $(grep procs_running /proc/stat | cut -d' ' -f2)"; }
+{
+  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "node: $(node --version)"
+  echo "python: $($PY --version 2>&1) (backend $BACKEND)"
+  echo "anchor npm ls:"; (cd "$ANCHOR" && npm ls hyperswarm hyperdht 2>/dev/null) || true
+  echo "python packages: $($PY -m pip list 2>/dev/null | grep -iE '^(anyio|cryptography|pynacl|noiseprotocol|trio|kademlia) ' | tr -s ' ' | paste -sd, -)"
+  echo "p2pswarm commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- p2pswarm 2>/dev/null || echo ' (+ uncommitted changes under p2pswarm/)')"
+  echo "kernel: $(uname -sr)"
+  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //') x $(nproc)"
+  echo "mem: $(free -m | awk '/Mem:/{print $2" MiB"}')"
+  echo "uptime before: $(uptime)"
+  echo "load before: $(load)"
+} > "$OUT/env.txt"
+cat "$OUT/env.txt"
+
+pair() { # name, JS args (after "node", run in the anchor dir), "--", Python args (after the script dir)
+  local name="$1"; shift
+  if [ -n "$ONLY" ] && [[ "$name" != "$ONLY"* ]]; then return; fi
+  local js=() py=()
+  while [ "$1" != "--" ]; do js+=("$1"); shift; done; shift
+  py=("$@")
+  echo ">> $name js: node ${js[*]}" >&2
+  (cd "$ANCHOR" && node "${js[@]}") >> "$OUT/$name-js.jsonl"
+  echo ">> $name py: ${py[*]}" >&2
+  "$PY" "${py[@]}" --backend="$BACKEND" >> "$OUT/$name-py.jsonl"
+}
+
+for i in $(seq 1 "$RUNS"); do
+  echo "round $i/$RUNS start $(date -u +%H:%M:%S): $(load)" | tee -a "$OUT/env.txt" >&2
+  pair connect connect.js --iterations=20 --warmup=1 --nodes=10 \
+    -- bench/connect.py --iterations=20 --warmup=1 --nodes=10
+  for n in 20 50; do
+    for j in sequential refresh; do
+      pair "scale-n$n-$j" --expose-gc scale.js --n=$n --join=$j \
+        -- bench/scale.py --n=$n --join=$j
+    done
+  done
+  # JS finds nobody for 10 minutes here (stops 'stable' at 0 links); we must reach all.
+  pair scale-n20-simultaneous --expose-gc scale.js --n=20 --join=simultaneous --stable-ms=15000 \
+    -- bench/scale.py --n=20 --join=simultaneous --stable-ms=15000
+  pair reconnect-topic reconnect.js --iterations=10 --side=both --via=topic \
+    -- bench/reconnect.py --iterations=10 --side=both --via=topic
+  pair reconnect-joinpeer reconnect.js --iterations=5 --side=both --via=joinPeer \
+    -- bench/reconnect.py --iterations=5 --side=both --via=join_peer
+done
+
+if [ "$EXTRAS" = "1" ] && [ -z "$ONLY" ]; then
+  echo "extras start $(date -u +%H:%M:%S): $(load)" | tee -a "$OUT/env.txt" >&2
+  # back-off escalation: the same pair dropped 3 times in a row (< 15 s apart)
+  pair reconnect-3drops reconnect.js --iterations=2 --side=client --drops=3 \
+    -- bench/reconnect.py --iterations=2 --side=client --drops=3
+  # a peer that freezes (SIGSTOP) is found dead by the keep-alive clocks, within the
+  # configured idle timeout (library defaults: keep-alive 5 s, idle timeout 20 s)
+  echo ">> dead-peer-stop py" >&2
+  "$PY" bench/dead_peer.py --iterations=3 --signal=stop --backend="$BACKEND" >> "$OUT/dead-peer-stop-py.jsonl"
+  echo ">> dead-peer-kill py" >&2
+  "$PY" bench/dead_peer.py --iterations=5 --signal=kill --backend="$BACKEND" >> "$OUT/dead-peer-kill-py.jsonl"
+fi
+
+echo "uptime after: $(uptime)" >> "$OUT/env.txt"
+echo "load after: $(load)" >> "$OUT/env.txt"
+echo "date end: $(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$OUT/env.txt"
+node "$ANCHOR/aggregate.js" "$OUT"
