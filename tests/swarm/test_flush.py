@@ -41,6 +41,7 @@ def test_settle_all_and_cancel() -> None:
     tracker = FlushTracker()
     t1 = tracker.register([A])
     t2 = tracker.register([B])
+    assert t1 is not None
     tracker.cancel(t1)
     assert tracker.settle_all() == [t2]
     assert tracker.settle(A) == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 
 from p2pswarm import KeyPair, topic
@@ -42,7 +44,7 @@ async def test_both_modes_give_exactly_one_connection_each() -> None:
     async with swarm_net(2) as (swarms, watch, _):
         a, b = swarms
         for swarm in swarms:
-            swarm.on_update(lambda s=swarm: _assert(_one_connection_per_peer(s)))
+            swarm.on_update(partial(_assert_one_connection_per_peer, swarm))
         da, db = a.join(t), b.join(t)
         await da.flushed()
         await db.flushed()
@@ -60,8 +62,8 @@ async def test_both_modes_give_exactly_one_connection_each() -> None:
         assert conn_a.is_initiator != conn_b.is_initiator
 
 
-def _assert(condition: bool) -> None:
-    assert condition, "two connections to one peer were visible at once"
+def _assert_one_connection_per_peer(swarm: Swarm) -> None:
+    assert _one_connection_per_peer(swarm), "two connections to one peer were visible at once"
 
 
 async def test_topic_multiplexing_one_connection_two_topics() -> None:
