@@ -62,8 +62,7 @@ class Recorder:
 async def recorders(testnet: testing.Testnet, n: int) -> AsyncIterator[list[Recorder]]:
     async with AsyncExitStack() as stack:
         nodes = [
-            await stack.enter_async_context(DHTNode(bootstrap=testnet.bootstrap))
-            for _ in range(n)
+            await stack.enter_async_context(DHTNode(bootstrap=testnet.bootstrap)) for _ in range(n)
         ]
         tg = await stack.enter_async_context(anyio.create_task_group())
         stack.callback(tg.cancel_scope.cancel)
