@@ -6,8 +6,9 @@ ends in this process, and prints ``{"bench": "rtt_layers", "layer": ..., "rtt_us
 * ``asyncio-protocol-echo``: raw asyncio, an echo in ``data_received``: the event loop's
   floor, no anyio, no crypto.
 * ``anyio-socketstream-echo``: anyio's ``SocketStream`` both ends, no crypto.
-* ``connection/anyio-socketstream[/no-keepalive]``: p2pswarm ``Connection`` as
-  ``connect_tcp`` makes it, with the library's keep-alive timers or without.
+* ``connection/connect-tcp[/no-keepalive]``: p2pswarm ``Connection`` as ``connect_tcp``
+  and the listener make it (whatever stream they use on this backend), with the library's
+  keep-alive timers or without.
 * ``connection/protocol-stream[/no-keepalive]``: the same ``Connection`` over a minimal
   ``ByteStream`` built directly on an asyncio ``Protocol`` (below): what a transport that
   skips anyio's per-receive ``pause_reading``/``resume_reading`` and per-send checkpoint
@@ -225,7 +226,7 @@ async def echo_connection(conn: Any) -> None:
                 return
 
 
-async def connection_over_anyio(n: int, options: dict[str, Any]) -> dict[str, float]:
+async def connection_over_tcp(n: int, options: dict[str, Any]) -> dict[str, float]:
     listener = await create_tcp_listener(local_host=HOST, **options)
     async with listener, anyio.create_task_group() as tg:
         tg.start_soon(listener.serve, echo_connection)
@@ -268,8 +269,8 @@ async def connection_over_protocol(n: int, options: dict[str, Any]) -> dict[str,
 LAYERS: dict[str, Callable[[int], Awaitable[dict[str, float]]]] = {
     "asyncio-protocol-echo": asyncio_protocol_echo,
     "anyio-socketstream-echo": anyio_socketstream_echo,
-    "connection/anyio-socketstream": lambda n: connection_over_anyio(n, {}),
-    "connection/anyio-socketstream/no-keepalive": lambda n: connection_over_anyio(n, NO_KEEPALIVE),
+    "connection/connect-tcp": lambda n: connection_over_tcp(n, {}),
+    "connection/connect-tcp/no-keepalive": lambda n: connection_over_tcp(n, NO_KEEPALIVE),
     "connection/protocol-stream": lambda n: connection_over_protocol(n, {}),
     "connection/protocol-stream/no-keepalive": lambda n: connection_over_protocol(n, NO_KEEPALIVE),
 }
