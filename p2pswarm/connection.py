@@ -29,6 +29,7 @@ socket itself failed. ``anyio.ClosedResourceError`` is kept for use after :meth:
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -37,6 +38,7 @@ from typing import Any, Final
 import anyio
 from anyio.abc import ByteStream
 
+from ._asyncio_stream import AsyncioSocketStream, running_on_asyncio
 from .errors import IdleTimeoutError, ProtocolError
 from .protocol import Data, EndOfStream, Event, ProtocolViolation, SecretStream
 
@@ -127,7 +129,16 @@ class Connection(ByteStream):
         self._sending = False
         self._send_waiters: deque[anyio.Event] = deque()
         self._receive_guard = anyio.ResourceGuard("reading from")
-        now = anyio.current_time()
+        #: The lean asyncio stream reads with a deadline of its own, without a cancel scope.
+        self._timed_stream = (
+            transport_stream if isinstance(transport_stream, AsyncioSocketStream) else None
+        )
+        #: The event loop's clock, as ``anyio.current_time`` reads it but without its lookup
+        #: of the running backend, which costs more than the rest of a small message.
+        self._clock: Callable[[], float] = (
+            asyncio.get_running_loop().time if running_on_asyncio() else anyio.current_time
+        )
+        now = self._clock()
         self._last_sent = now
         self._last_received = now
         self._on_events(initial_events)
@@ -263,7 +274,7 @@ class Connection(ByteStream):
             chunk = await self._read_socket_with_timers(keepalive, idle_timeout)
         if chunk is None or self._closed:
             return
-        self._last_received = anyio.current_time()
+        self._last_received = self._clock()
         self._on_events(self._machine.receive_data(chunk))
         if self._error is not None:
             await self._close_transport(broken=True)
@@ -272,7 +283,7 @@ class Connection(ByteStream):
         self, keepalive: float | None, idle_timeout: float | None
     ) -> bytes | None:
         while True:
-            now = anyio.current_time()
+            now = self._clock()
             deadline = math.inf
             if idle_timeout is not None:
                 if now - self._last_received >= idle_timeout:
@@ -284,12 +295,17 @@ class Connection(ByteStream):
                     await self._send_keepalive_if_due()
                     continue
                 deadline = min(deadline, self._last_sent + keepalive)
+            if self._timed_stream is not None:
+                return await self._read_socket(deadline)
             with anyio.move_on_after(deadline - now):
                 return await self._read_socket()
 
-    async def _read_socket(self) -> bytes | None:
-        """The next chunk (b"" at the peer's FIN), or None when closed meanwhile."""
+    async def _read_socket(self, deadline: float = math.inf) -> bytes | None:
+        """The next chunk (b"" at the peer's FIN), or None when closed meanwhile or, on
+        the lean asyncio stream, when ``deadline`` passed first."""
         try:
+            if self._timed_stream is not None:
+                return await self._timed_stream.receive_before(deadline, _RECEIVE_SIZE)
             return await self._stream.receive(_RECEIVE_SIZE)
         except anyio.EndOfStream:
             return b""
@@ -390,10 +406,10 @@ class Connection(ByteStream):
         try:
             # Someone else may have sent while this task waited for its turn.
             if self._closed or self._eof_sent or self._error is not None:
-                self._last_sent = anyio.current_time()  # nothing to keep alive any more
+                self._last_sent = self._clock()  # nothing to keep alive any more
                 return
             keepalive = self.keepalive
-            if keepalive is not None and anyio.current_time() - self._last_sent < keepalive:
+            if keepalive is not None and self._clock() - self._last_sent < keepalive:
                 return
             await self._write(self._machine.send_keepalive())
         finally:
@@ -407,7 +423,7 @@ class Connection(ByteStream):
                 self._raise_closed()
             await self._close_transport(broken=True)
             raise anyio.BrokenResourceError from exc
-        self._last_sent = anyio.current_time()
+        self._last_sent = self._clock()
 
     async def send_eof(self) -> None:
         """Half-close: tell the peer no more data comes (secret-stream has no end frame;
@@ -436,7 +452,7 @@ class Connection(ByteStream):
         self._watchdogs += 1
         try:
             while not self._closed:
-                now = anyio.current_time()
+                now = self._clock()
                 wake = math.inf
                 keepalive = None if self._eof_sent else self.keepalive
                 if keepalive is not None:
