@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
@@ -297,17 +298,23 @@ class TopicDiscovery:
                 failures.append(exc)
                 logger.debug("lookup of %s failed: %r", self.topic.hex()[:16], exc)
 
-        async def announce_then_lookup() -> None:
+        async def guarded(operation: Callable[[], Awaitable[None]], what: str) -> None:
             try:
-                await host.listen()
-                await host.dht.announce(self.topic, host.key_pair, host.port)
-                self._announced = True
+                await operation()
             except Exception as exc:
                 failures.append(exc)
-                logger.debug("announce of %s failed: %r", self.topic.hex()[:16], exc)
-                return
+                logger.debug("%s of %s failed: %r", what, self.topic.hex()[:16], exc)
+
+        async def announce() -> None:
+            await host.dht.announce(self.topic, host.key_pair, host.port)
+            self._announced = True
+
+        async def announce_then_lookup() -> None:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(guarded, host.listen, "listen")
+                tg.start_soon(guarded, announce, "announce")
             if client:
-                # The follow-up lookup: see the module docstring.
+                # Looked up only once our announce completed: see the module docstring.
                 await lookup()
 
         async def unannounce() -> None:
@@ -321,10 +328,11 @@ class TopicDiscovery:
         async with anyio.create_task_group() as tg:
             if server:
                 tg.start_soon(announce_then_lookup)
-            elif self._announced:
-                tg.start_soon(unannounce)
-            if client:
-                tg.start_soon(lookup)
+            else:
+                if self._announced:
+                    tg.start_soon(unannounce)
+                if client:
+                    tg.start_soon(lookup)
         return not failures
 
     # -- lifecycle --------------------------------------------------------------------------
