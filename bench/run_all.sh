@@ -10,6 +10,9 @@
 #   ANCHOR=/tmp/js-anchor bench/run_all.sh
 #   RUNS=5 OUT=bench/results/mine BACKEND=trio ONLY=scale EXTRAS=0 bench/run_all.sh
 #
+# The tree is shared with colleagues committing all the time: by default the Python side runs
+# from a snapshot of HEAD (p2pswarm/ and bench/ exported to a temporary directory, put first
+# on PYTHONPATH), so every round measures the same commit; SNAPSHOT=0 runs the working tree.
 # ONLY=<prefix> runs only benchmarks whose name starts with it. EXTRAS=0 skips the one-off
 # runs after the rounds (3 drops in a row, dead-peer detection). Loopback only: every DHT and
 # swarm binds 127.0.0.1 and uses a local testnet; each line reports ext_tx_packets_delta.
@@ -22,7 +25,19 @@ BACKEND="${BACKEND:-asyncio}"
 ANCHOR="${ANCHOR:-/tmp/js-anchor}"
 OUT="${OUT:-bench/results/$(date -u +%Y-%m-%d)-swarm}"
 PY="${PY:-.venv/bin/python}"
+SNAPSHOT="${SNAPSHOT:-1}"
 mkdir -p "$OUT"
+if [ "$SNAPSHOT" = "1" ]; then
+  COMMIT="$(git rev-parse --short HEAD)"
+  SRC="$(mktemp -d "/tmp/p2pswarm-bench-$COMMIT.XXXXXX")"
+  trap 'rm -rf "$SRC"' EXIT
+  git archive HEAD p2pswarm bench | tar -x -C "$SRC"
+  export PYTHONPATH="$SRC${PYTHONPATH:+:$PYTHONPATH}"
+  COMMIT_NOTE="$COMMIT (snapshot of HEAD in $SRC)"
+else
+  SRC="."
+  COMMIT_NOTE="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- p2pswarm 2>/dev/null || echo ' + uncommitted changes under p2pswarm/')"
+fi
 [ -d "$ANCHOR/node_modules/hyperswarm" ] || { echo "run 'npm ci' in $ANCHOR first" >&2; exit 1; }
 
 load() { echo "$(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min); running: $(grep procs_running /proc/stat | cut -d' ' -f2)"; }
@@ -32,7 +47,7 @@ load() { echo "$(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min); running: $(grep pr
   echo "python: $($PY --version 2>&1) (backend $BACKEND)"
   echo "anchor npm ls:"; (cd "$ANCHOR" && npm ls hyperswarm hyperdht 2>/dev/null) || true
   echo "python packages: $($PY -m pip list 2>/dev/null | grep -iE '^(anyio|cryptography|pynacl|noiseprotocol|trio|kademlia) ' | tr -s ' ' | paste -sd, -)"
-  echo "p2pswarm commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- p2pswarm 2>/dev/null || echo ' (+ uncommitted changes under p2pswarm/)')"
+  echo "p2pswarm commit: $COMMIT_NOTE"
   echo "kernel: $(uname -sr)"
   echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //') x $(nproc)"
   echo "mem: $(free -m | awk '/Mem:/{print $2" MiB"}')"
@@ -41,7 +56,7 @@ load() { echo "$(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min); running: $(grep pr
 } > "$OUT/env.txt"
 cat "$OUT/env.txt"
 
-pair() { # name, JS args (after "node", run in the anchor dir), "--", Python args (after the script dir)
+pair() { # name, JS args (after "node", run in the anchor dir), "--", Python args (script under $SRC)
   local name="$1"; shift
   if [ -n "$ONLY" ] && [[ "$name" != "$ONLY"* ]]; then return; fi
   local js=() py=()
@@ -50,7 +65,7 @@ pair() { # name, JS args (after "node", run in the anchor dir), "--", Python arg
   echo ">> $name js: node ${js[*]}" >&2
   (cd "$ANCHOR" && node "${js[@]}") >> "$OUT/$name-js.jsonl"
   echo ">> $name py: ${py[*]}" >&2
-  "$PY" "${py[@]}" --backend="$BACKEND" >> "$OUT/$name-py.jsonl"
+  "$PY" "$SRC/${py[0]}" "${py[@]:1}" --backend="$BACKEND" >> "$OUT/$name-py.jsonl"
 }
 
 for i in $(seq 1 "$RUNS"); do
@@ -80,9 +95,9 @@ if [ "$EXTRAS" = "1" ] && [ -z "$ONLY" ]; then
   # a peer that freezes (SIGSTOP) is found dead by the keep-alive clocks, within the
   # configured idle timeout (library defaults: keep-alive 5 s, idle timeout 20 s)
   echo ">> dead-peer-stop py" >&2
-  "$PY" bench/dead_peer.py --iterations=3 --signal=stop --backend="$BACKEND" >> "$OUT/dead-peer-stop-py.jsonl"
+  "$PY" "$SRC/bench/dead_peer.py" --iterations=3 --signal=stop --backend="$BACKEND" >> "$OUT/dead-peer-stop-py.jsonl"
   echo ">> dead-peer-kill py" >&2
-  "$PY" bench/dead_peer.py --iterations=5 --signal=kill --backend="$BACKEND" >> "$OUT/dead-peer-kill-py.jsonl"
+  "$PY" "$SRC/bench/dead_peer.py" --iterations=5 --signal=kill --backend="$BACKEND" >> "$OUT/dead-peer-kill-py.jsonl"
 fi
 
 echo "uptime after: $(uptime)" >> "$OUT/env.txt"
