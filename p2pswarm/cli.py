@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -95,7 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     command = add("keygen", "make an identity key pair", keygen.keygen, sync=True)
     command.add_argument("--out", type=Path, metavar="FILE", help="write the key file here")
 
-    command = add("join", "pipe stdin to every peer on TOPIC and peers to stdout", join.join)
+    command = add(
+        "join",
+        "pipe stdin to every peer on TOPIC and peers to stdout",
+        join.join,
+        events_to_stderr=True,  # stdout carries the data
+    )
     command.add_argument("topic", metavar="TOPIC", help="a name, or 64 hex digits")
 
     command = add("chat", "line chat with everyone on TOPIC", chat.chat)
@@ -176,6 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return exc.status
         return result
     try:
-        return run_command(args, args.run)
+        events = sys.stderr if getattr(args, "events_to_stderr", False) else None
+        return run_command(args, args.run, events=events)
     except KeyboardInterrupt:  # a second Ctrl-C while shutting down
         return 130
