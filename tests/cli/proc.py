@@ -63,12 +63,12 @@ class Proc:
         return self.stderr.decode("utf-8", "replace")
 
     async def wait_for(
-        self, pattern: str, *, stream: str = "stderr", timeout: float = WAIT
+        self, pattern: str, *, stream: str = "stderr", limit: float = WAIT
     ) -> re.Match[str]:
         """Wait until ``pattern`` (a regex) appears on ``stream``; return the match."""
         regex = re.compile(pattern)
         try:
-            with anyio.fail_after(timeout):
+            with anyio.fail_after(limit):
                 while True:
                     text = self.err if stream == "stderr" else self.out
                     match = regex.search(text)
@@ -91,9 +91,9 @@ class Proc:
         assert self.process.stdin is not None
         await self.process.stdin.aclose()
 
-    async def wait_exit(self, timeout: float = WAIT) -> int:
+    async def wait_exit(self, limit: float = WAIT) -> int:
         try:
-            with anyio.fail_after(timeout):
+            with anyio.fail_after(limit):
                 code = await self.process.wait()
                 while self._streams_done < 2:
                     await self._changed.wait()

@@ -49,11 +49,16 @@ async def test_join_is_binary_safe_both_ways_in_a_pipeline(cli: Runner, tmp_path
     right_data = os.urandom(50_000)
     (tmp_path / "left").write_bytes(left_data)
     (tmp_path / "right").write_bytes(right_data)
-    with open(tmp_path / "left", "rb") as left_in, open(tmp_path / "right", "rb") as right_in:
-        left = await cli.start("join", "pipe", stdin=left_in.fileno())
-        right = await cli.start("join", "pipe", stdin=right_in.fileno())
+    left_in = os.open(tmp_path / "left", os.O_RDONLY)
+    right_in = os.open(tmp_path / "right", os.O_RDONLY)
+    try:
+        left = await cli.start("join", "pipe", stdin=left_in)
+        right = await cli.start("join", "pipe", stdin=right_in)
         assert await left.wait_exit() == 0, left.err
         assert await right.wait_exit() == 0, right.err
+    finally:
+        os.close(left_in)
+        os.close(right_in)
     assert bytes(right.stdout) == left_data
     assert bytes(left.stdout) == right_data
 
