@@ -9,7 +9,8 @@ and signature check live in :mod:`p2pswarm.dht.records`.
 
 Request::
 
-    version u8 | command u8 | flags u8 | rid u32 | [node id 20] | body
+    version u8 | command u8 | flags u8 | rid u32 | [node id 20] | [token 32] | body
+    | [padding: u16 length, that many zero bytes]
 
 Response (the command with the high bit set)::
 
@@ -20,6 +21,11 @@ Response (the command with the high bit set)::
 ``to`` is the requester's address as the responder saw it (dht-rpc's ``to``): the raw
 material of NAT discovery. A node id is present only when the sender is a persistent node
 that wants to be in routing tables; ephemeral nodes leave it out.
+
+Two fields exist to bound reflection (see :mod:`.amplification`): a query may carry the
+round-trip token the responder gave it earlier (proof that it owns its source address) or
+zero padding (so the request is large enough to pay for its reply), and a reply that left
+records out for lack of either says so with its *truncated* flag.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from ..errors import MessageDecodeError
 __all__ = (
     "MAX_DATAGRAM_SIZE",
     "MAX_NODES_PER_REPLY",
+    "MAX_PADDING",
     "MAX_RECORDS_PER_REPLY",
     "NODE_ID_SIZE",
     "TOKEN_SIZE",
@@ -51,7 +58,8 @@ __all__ = (
     "encode_host",
 )
 
-VERSION: Final = 1
+#: 2: query tokens, request padding and the truncated flag.
+VERSION: Final = 2
 NODE_ID_SIZE: Final = 20
 TOKEN_SIZE: Final = 32
 KEY_SIZE: Final = 32
@@ -66,6 +74,12 @@ MAX_RECORD_SIZE: Final = 512
 _RESPONSE_BIT: Final = 0x80
 _FLAG_HAS_ID: Final = 0x01
 _FLAG_HAS_TOKEN: Final = 0x02
+_FLAG_PADDED: Final = 0x04
+_FLAG_TRUNCATED: Final = 0x04
+_REQUEST_FLAGS: Final = _FLAG_HAS_ID | _FLAG_HAS_TOKEN | _FLAG_PADDED
+_RESPONSE_FLAGS: Final = _FLAG_HAS_ID | _FLAG_HAS_TOKEN | _FLAG_TRUNCATED
+#: Padding never needs to make a request larger than this.
+MAX_PADDING: Final = 2048
 _HEADER = struct.Struct("!BBBI")
 _U8 = struct.Struct("!B")
 _U16 = struct.Struct("!H")
@@ -121,8 +135,9 @@ class Request:
     """A request datagram.
 
     ``key`` is the target id (FIND_NODE), the topic (LOOKUP) or the public key
-    (FIND_PEER); ``token`` and ``payload`` (the encoded record or unannounce) belong to
-    ANNOUNCE and UNANNOUNCE.
+    (FIND_PEER); ``payload`` (the encoded record or unannounce) belongs to ANNOUNCE and
+    UNANNOUNCE, which always carry a ``token``; other requests may (empty: none).
+    ``padding`` zero bytes go at the end.
     """
 
     command: Command
@@ -131,17 +146,30 @@ class Request:
     key: bytes = b""
     token: bytes = b""
     payload: bytes = b""
+    padding: int = 0
 
     def encode(self) -> bytes:
-        flags = _FLAG_HAS_ID if self.node_id is not None else 0
+        blob_command = self.command in _BLOB_COMMANDS
+        query_token = bool(self.token) and not blob_command
+        flags = (
+            (_FLAG_HAS_ID if self.node_id is not None else 0)
+            | (_FLAG_HAS_TOKEN if query_token else 0)
+            | (_FLAG_PADDED if self.padding else 0)
+        )
         parts = [_HEADER.pack(VERSION, self.command, flags, self.rid)]
         if self.node_id is not None:
             parts.append(_exact(self.node_id, NODE_ID_SIZE, "node id"))
-        if self.command in _BLOB_COMMANDS:
+        if blob_command:
             parts.append(_exact(self.token, TOKEN_SIZE, "token"))
             parts.append(_blob(self.payload))
         else:
+            if query_token:
+                parts.append(_exact(self.token, TOKEN_SIZE, "token"))
             parts.append(_exact(self.key, _KEY_SIZES[self.command], "key"))
+        if self.padding:
+            if not 0 < self.padding <= MAX_PADDING:
+                raise ValueError(f"padding must be 0..{MAX_PADDING} bytes")
+            parts.append(_U16.pack(self.padding) + bytes(self.padding))
         return _finish(parts)
 
 
@@ -161,10 +189,14 @@ class Response:
     token: bytes | None = None
     nodes: tuple[NodeContact, ...] = ()
     records: tuple[tuple[str, bytes], ...] = ()
+    #: Records were left out: ask again with the token to get them all.
+    truncated: bool = False
 
     def encode(self) -> bytes:
-        flags = (_FLAG_HAS_ID if self.node_id is not None else 0) | (
-            _FLAG_HAS_TOKEN if self.token is not None else 0
+        flags = (
+            (_FLAG_HAS_ID if self.node_id is not None else 0)
+            | (_FLAG_HAS_TOKEN if self.token is not None else 0)
+            | (_FLAG_TRUNCATED if self.truncated else 0)
         )
         parts = [_HEADER.pack(VERSION, self.command | _RESPONSE_BIT, flags, self.rid)]
         parts.append(encode_address(*self.to))
@@ -327,21 +359,35 @@ def decode(data: bytes) -> Request | Response:
 
 
 def _decode_request(reader: BoundedReader, command: Command, flags: int, rid: int) -> Request:
-    if flags & ~_FLAG_HAS_ID:
+    if flags & ~_REQUEST_FLAGS:
         raise MessageDecodeError(f"unknown request flags {flags:#x}")
     node_id = reader.take(NODE_ID_SIZE) if flags & _FLAG_HAS_ID else None
     if command in _BLOB_COMMANDS:
+        if flags & _FLAG_HAS_TOKEN:
+            raise MessageDecodeError("the token of an announce is in its body")
         token = reader.take(TOKEN_SIZE)
         payload = reader.blob()
-        reader.finish()
-        return Request(command, rid, node_id, token=token, payload=payload)
-    key = reader.take(_KEY_SIZES[command])
+        key = b""
+    else:
+        token = reader.take(TOKEN_SIZE) if flags & _FLAG_HAS_TOKEN else b""
+        key = reader.take(_KEY_SIZES[command])
+        payload = b""
+    padding = _padding(reader) if flags & _FLAG_PADDED else 0
     reader.finish()
-    return Request(command, rid, node_id, key=key)
+    return Request(command, rid, node_id, key, token, payload, padding)
+
+
+def _padding(reader: BoundedReader) -> int:
+    size = reader.u16()
+    if not 0 < size <= MAX_PADDING:
+        raise MessageDecodeError(f"padding of {size} bytes (1..{MAX_PADDING})")
+    if any(reader.take(size)):
+        raise MessageDecodeError("padding must be zero bytes")
+    return size
 
 
 def _decode_response(reader: BoundedReader, command: Command, flags: int, rid: int) -> Response:
-    if flags & ~(_FLAG_HAS_ID | _FLAG_HAS_TOKEN):
+    if flags & ~_RESPONSE_FLAGS:
         raise MessageDecodeError(f"unknown response flags {flags:#x}")
     to = reader.address()
     node_id = reader.take(NODE_ID_SIZE) if flags & _FLAG_HAS_ID else None
@@ -365,4 +411,7 @@ def _decode_response(reader: BoundedReader, command: Command, flags: int, rid: i
         host = reader.host()
         records.append((host, reader.blob()))
     reader.finish()
-    return Response(command, rid, to, node_id, status, token, tuple(nodes), tuple(records))
+    truncated = bool(flags & _FLAG_TRUNCATED)
+    return Response(
+        command, rid, to, node_id, status, token, tuple(nodes), tuple(records), truncated
+    )

@@ -31,6 +31,7 @@ from ..discovery_backend import DiscoveryBackend
 from ..errors import DHTError, DHTTimeoutError, InvalidRecordError
 from ..keys import KeyPair, check_public_key, check_topic
 from ..peer_record import AddressKind, PeerAddress, PeerRecord
+from .amplification import AMPLIFICATION_FACTOR, ReplyTokens, bound_reply, pad_target
 from .messages import (
     MAX_RECORDS_PER_REPLY,
     Command,
@@ -41,6 +42,7 @@ from .messages import (
 )
 from .nat import NatObserver, NatStatus
 from .query import IterativeQuery, ReplyCallback, TopicLookup
+from .ratelimit import DEFAULT_RATE_LIMIT, RateLimit, SourceRateLimiter, source_key
 from .records import (
     RecordKind,
     create_record,
@@ -77,6 +79,10 @@ PEER_REPLICAS: Final = 5
 #: Maintenance rounds between routing refreshes (every 5 minutes).
 REFRESH_EVERY: Final = 10
 
+_QUERY_COMMANDS: Final = frozenset(
+    {Command.PING, Command.FIND_NODE, Command.LOOKUP, Command.FIND_PEER}
+)
+
 _PUT_STATUS: Final = {
     PutResult.STORED: Status.OK,
     PutResult.REPLACED: Status.OK,
@@ -91,6 +97,9 @@ class DHTNode:
     Use as ``async with DHTNode(bootstrap=[(host, port)]) as node:``: entering binds the
     socket, starts the receive loop in the node's own task group and bootstraps.
     ``aclose()`` (idempotent) stops every query and releases the socket.
+
+    ``rate_limit`` is the request budget of each source (:mod:`.ratelimit`); requests
+    beyond it are dropped unread. None turns the limit off (a closed lab network only).
     """
 
     def __init__(
@@ -111,6 +120,7 @@ class DHTNode:
         max_records: int | None = None,
         token_rotation: float = TOKEN_ROTATION,
         clock: Callable[[], float] = time.time,
+        rate_limit: RateLimit | None = DEFAULT_RATE_LIMIT,
     ) -> None:
         if node_id is not None and len(node_id) != 20:
             raise ValueError("node_id must be 20 bytes")
@@ -136,13 +146,19 @@ class DHTNode:
         self._nat = NatObserver()
         self._pinging: set[bytes] = set()
         self._seqs: dict[tuple[RecordKind, bytes, bytes], int] = {}
+        #: Budgets run on the monotonic clock: ``clock`` may be a test's frozen fake.
+        self._limiter = SourceRateLimiter(rate_limit) if rate_limit is not None else None
+        self._reply_tokens = ReplyTokens()
+        #: Replies not sent because the request could not pay for even a bare one.
+        self.unpaid_requests = 0
         self._rpc = DatagramRpc(
-            on_request=self._answer,
+            on_request=self._serve,
             on_response=self._learn_from_reply,
             wire_id=self._wire_id,
             request_timeout=request_timeout,
             retries=retries,
             first_retransmit=first_retransmit,
+            admit=self._admit if self._limiter is not None else None,
         )
         self._tg: anyio.abc.TaskGroup | None = None
         self._closed = False
@@ -265,6 +281,11 @@ class DHTNode:
         return self._rpc.dropped_datagrams
 
     @property
+    def throttled_requests(self) -> int:
+        """Requests dropped unread because their source was over its rate limit."""
+        return self._rpc.throttled_requests
+
+    @property
     def request_timeout(self) -> float:
         return self._rpc.request_timeout
 
@@ -294,10 +315,31 @@ class DHTNode:
         payload: bytes = b"",
         on_slow: Callable[[], None] | None = None,
     ) -> Response:
-        """One raw request with its retransmits (see :meth:`DatagramRpc.request`)."""
-        return await self._rpc.request(
-            address, command, key=key, token=token, payload=payload, on_slow=on_slow
+        """One raw request with its retransmits (see :meth:`DatagramRpc.request`).
+
+        A query presents the token this responder gave us lately, or pays for its reply
+        with padding (:mod:`.amplification`); a truncated reply is asked for again once,
+        with the token it carried.
+        """
+        if command not in _QUERY_COMMANDS:
+            return await self._rpc.request(
+                address, command, key=key, token=token, payload=payload, on_slow=on_slow
+            )
+        token = self._reply_tokens.get(address, time.monotonic())
+        response = await self._rpc.request(
+            address,
+            command,
+            key=key,
+            token=token,
+            pad_to=0 if token else pad_target(command),
+            on_slow=on_slow,
         )
+        fresh = response.token
+        if fresh is not None:
+            self._reply_tokens.put(address, fresh, time.monotonic())
+            if response.truncated and fresh != token:
+                response = await self._rpc.request(address, command, key=key, token=fresh)
+        return response
 
     async def ping(self, address: Address) -> Response:
         return await self.request(address, Command.PING)
@@ -320,6 +362,27 @@ class DHTNode:
             self._pinging.discard(node.id)
 
     # -- serving others -------------------------------------------------------------------
+
+    def _admit(self, source: Address) -> bool:
+        assert self._limiter is not None
+        return self._limiter.allow(source_key(source), time.monotonic())
+
+    def _serve(self, request: Request, source: Address, size: int) -> bytes | None:
+        """Answer, within the reflection budget of a sender that has not proven its address."""
+        response = self._answer(request, source)
+        data = response.encode()
+        budget = size * AMPLIFICATION_FACTOR
+        if len(data) <= budget or (
+            request.token
+            and request.command in _QUERY_COMMANDS
+            and self._tokens.check(source[0], request.token, self.clock())
+        ):
+            return data
+        bounded = bound_reply(response, budget)
+        if bounded is None:
+            self.unpaid_requests += 1
+            return None
+        return bounded.encode()
 
     def _answer(self, request: Request, source: Address) -> Response:
         host = source[0]

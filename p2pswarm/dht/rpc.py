@@ -26,6 +26,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Final
 
 import anyio
@@ -38,11 +39,15 @@ __all__ = ("DatagramRpc", "resolve")
 logger = logging.getLogger(__name__)
 
 Address = tuple[str, int]
-#: Answers a request (synchronously); None sends nothing back.
-RequestHandler = Callable[[Request, Address], Response | None]
+#: Answers a request (synchronously) given its source and its size on the wire: the
+#: encoded reply, or None to send nothing back.
+RequestHandler = Callable[[Request, Address, int], bytes | None]
 #: Sees every reply that matched a request of ours, before the requester does.
 ResponseObserver = Callable[[Response, Address], None]
+#: Decides, before decoding, whether a request from this source is served at all.
+AdmissionCheck = Callable[[Address], bool]
 
+_RESPONSE_BIT: Final = 0x80
 #: Datagrams handled per wake-up before yielding to other tasks (fairness under a flood).
 RECEIVE_BATCH: Final = 64
 
@@ -70,6 +75,7 @@ class DatagramRpc:
         request_timeout: float,
         retries: int,
         first_retransmit: float,
+        admit: AdmissionCheck | None = None,
     ) -> None:
         if retries < 0:
             raise ValueError("retries must not be negative")
@@ -77,6 +83,7 @@ class DatagramRpc:
             raise ValueError("timeouts must be positive")
         self._on_request = on_request
         self._on_response = on_response
+        self._admit = admit
         self.wire_id = wire_id
         self.request_timeout = request_timeout
         self.retries = retries
@@ -88,6 +95,8 @@ class DatagramRpc:
         self.closed = False
         #: Datagrams dropped as malformed or unexpected; for tests and diagnostics.
         self.dropped_datagrams = 0
+        #: Requests refused by ``admit`` (over their source's budget), undecoded.
+        self.throttled_requests = 0
 
     @property
     def request_budget(self) -> float:
@@ -161,6 +170,12 @@ class DatagramRpc:
                     logger.debug("dropped a datagram from %s", source, exc_info=True)
 
     def _handle_datagram(self, data: bytes, source: Address) -> None:
+        # Anything that is not a reply (garbage included) spends the sender's budget, and
+        # is refused before the decoder or a signature check costs anything.
+        is_reply = len(data) > 1 and data[1] & _RESPONSE_BIT
+        if not is_reply and self._admit is not None and not self._admit(source):
+            self.throttled_requests += 1
+            return
         try:
             message = decode(data)
         except MessageDecodeError as exc:
@@ -168,9 +183,9 @@ class DatagramRpc:
             logger.debug("dropped a malformed datagram from %s: %s", source, exc)
             return
         if isinstance(message, Request):
-            response = self._on_request(message, source)
-            if response is not None:
-                self.send(response.encode(), source)
+            reply = self._on_request(message, source, len(data))
+            if reply is not None:
+                self.send(reply, source)
             return
         pending = self._pending.get(message.rid)
         if pending is None or pending.address != source or pending.response is not None:
@@ -194,20 +209,25 @@ class DatagramRpc:
         key: bytes = b"",
         token: bytes = b"",
         payload: bytes = b"",
+        pad_to: int = 0,
         on_slow: Callable[[], None] | None = None,
     ) -> Response:
         """Send one request and wait for its reply, retransmitting on the way.
 
-        ``on_slow`` is called once if the first attempt goes unanswered (queries use it to
-        free the slot for another node). Raises :class:`DHTTimeoutError` after ``retries``
-        retransmits went unanswered and :class:`DHTError` when the socket is closed.
+        The request is zero-padded to ``pad_to`` bytes if smaller. ``on_slow`` is called
+        once if the first attempt goes unanswered (queries use it to free the slot for
+        another node). Raises :class:`DHTTimeoutError` after ``retries`` retransmits went
+        unanswered and :class:`DHTError` when the socket is closed.
         """
         if self.closed or self._raw is None:
             raise DHTError(
                 "the DHT node is closed" if self.closed else "the DHT node is not running"
             )
         rid = self._new_rid()
-        data = Request(command, rid, self.wire_id, key=key, token=token, payload=payload).encode()
+        request = Request(command, rid, self.wire_id, key=key, token=token, payload=payload)
+        data = request.encode()
+        if len(data) + 2 < pad_to:  # the padding's own u16 length counts
+            data = replace(request, padding=pad_to - len(data) - 2).encode()
         pending = _Pending(address)
         self._pending[rid] = pending
         try:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import anyio
 import anyio.abc
 
 from p2pswarm.dht import messages
+from p2pswarm.dht.amplification import pad_target
 from p2pswarm.dht.messages import Command, Request, Response
 
 #: Short timeouts for tests that wait out dead nodes, with retransmits to spare, so a
@@ -29,9 +31,17 @@ class RawPeer:
     async def send(self, data: bytes, to: tuple[str, int]) -> None:
         await self.sock.sendto(data, *to)
 
-    async def request(self, to: tuple[str, int], request: Request) -> Response:
-        """Send ``request`` and return the reply carrying its rid (bounded by 5 s)."""
-        await self.send(request.encode(), to)
+    async def request(self, to: tuple[str, int], request: Request, *, pay: bool = True) -> Response:
+        """Send ``request`` and return the reply carrying its rid (bounded by 5 s).
+
+        With ``pay`` (as a real node does) a request without a token is padded to pay for
+        a full reply (see p2pswarm.dht.amplification).
+        """
+        data = request.encode()
+        target = pad_target(request.command)
+        if pay and not request.token and not request.padding and len(data) + 2 < target:
+            data = replace(request, padding=target - len(data) - 2).encode()
+        await self.send(data, to)
         with anyio.fail_after(5):
             while True:
                 data, _ = await self.sock.receive()

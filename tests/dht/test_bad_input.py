@@ -301,7 +301,7 @@ async def test_a_burst_beyond_100_datagrams_is_fully_served(target: DHTNode) -> 
         sock.bind(("127.0.0.1", 0))
         rids = {new_rid() for _ in range(burst)}
         for rid in rids:  # sent back to back, without yielding to the event loop
-            sock.sendto(Request(Command.PING, rid).encode(), target.address)
+            sock.sendto(Request(Command.PING, rid, padding=16).encode(), target.address)
         sock.setblocking(False)
         answered: set[int] = set()
         with anyio.fail_after(5):

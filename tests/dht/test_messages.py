@@ -33,6 +33,7 @@ def requests(draw: st.DrawFn) -> Request:
     command = draw(st.sampled_from(Command))
     node_id = draw(st.none() | node_ids)
     rid = draw(rids)
+    padding = draw(st.sampled_from([0, 1, 17, 1232, messages.MAX_PADDING]))
     if command in (Command.ANNOUNCE, Command.UNANNOUNCE):
         return Request(
             command,
@@ -40,9 +41,17 @@ def requests(draw: st.DrawFn) -> Request:
             node_id,
             token=draw(st.binary(min_size=32, max_size=32)),
             payload=draw(st.binary(max_size=512)),
+            padding=padding,
         )
     size = {Command.PING: 0, Command.FIND_NODE: 20}.get(command, 32)
-    return Request(command, rid, node_id, key=draw(st.binary(min_size=size, max_size=size)))
+    return Request(
+        command,
+        rid,
+        node_id,
+        key=draw(st.binary(min_size=size, max_size=size)),
+        token=draw(st.just(b"") | st.binary(min_size=32, max_size=32)),
+        padding=padding,
+    )
 
 
 @st.composite
@@ -57,6 +66,7 @@ def responses(draw: st.DrawFn) -> Response:
         token=draw(st.none() | st.binary(min_size=32, max_size=32)),
         nodes=tuple(draw(st.lists(contacts, max_size=20))),
         records=tuple(draw(st.lists(st.tuples(hosts, st.binary(max_size=200)), max_size=20))),
+        truncated=draw(st.booleans()),
     )
 
 
@@ -124,14 +134,15 @@ def test_oversized_datagram_is_rejected_before_parsing() -> None:
     [
         (b"", "truncated"),
         (b"\x01\x00\x00", "truncated"),
-        (b"\x02\x00\x00\x00\x00\x00\x01", "version"),
-        (b"\x01\x3f\x00\x00\x00\x00\x01", "unknown command"),
-        (b"\x01\x00\x80\x00\x00\x00\x01", "flags"),
-        (b"\x01\x80\x04\x04\x7f\x00\x00\x01\x00\x01\x00\x00\x00", "flags"),
-        (b"\x01\x80\x00\x00\x00\x00\x01\x05" + bytes(6), "family"),
-        (b"\x01\x80\x00\x00\x00\x00\x01\x04\x7f\x00\x00\x01\x00\x01\x09\x00\x00", "status"),
-        (b"\x01\x80\x00\x00\x00\x00\x01\x04\x7f\x00\x00\x01\x00\x01\x00\x15", "nodes"),
-        (b"\x01\x80\x00\x00\x00\x00\x01\x04\x7f\x00\x00\x01\x00\x01\x00\x00\x15", "records"),
+        (b"\x01\x00\x00\x00\x00\x00\x01", "version"),
+        (b"\x02\x3f\x00\x00\x00\x00\x01", "unknown command"),
+        (b"\x02\x00\x80\x00\x00\x00\x01", "flags"),
+        (b"\x02\x00\x08\x00\x00\x00\x01", "flags"),
+        (b"\x02\x80\x08\x04\x7f\x00\x00\x01\x00\x01\x00\x00\x00", "flags"),
+        (b"\x02\x80\x00\x00\x00\x00\x01\x05" + bytes(6), "family"),
+        (b"\x02\x80\x00\x00\x00\x00\x01\x04\x7f\x00\x00\x01\x00\x01\x09\x00\x00", "status"),
+        (b"\x02\x80\x00\x00\x00\x00\x01\x04\x7f\x00\x00\x01\x00\x01\x00\x15", "nodes"),
+        (b"\x02\x80\x00\x00\x00\x00\x01\x04\x7f\x00\x00\x01\x00\x01\x00\x00\x15", "records"),
     ],
 )
 def test_malformed_headers(data: bytes, reason: str) -> None:
@@ -164,3 +175,33 @@ def test_encoder_refuses_out_of_bound_values() -> None:
         Request(Command.ANNOUNCE, 1, token=bytes(32), payload=bytes(600)).encode()
     with pytest.raises(ValueError):
         Response(Command.LOOKUP, 1, ("127.0.0.1", 1), records=(("127.0.0.1", b""),) * 21).encode()
+
+
+def test_padding_must_be_zero_bytes_of_the_stated_length() -> None:
+    padded = Request(Command.LOOKUP, 1, key=bytes(32), padding=100).encode()
+    assert len(padded) == len(Request(Command.LOOKUP, 1, key=bytes(32)).encode()) + 102
+    assert decode(padded) == Request(Command.LOOKUP, 1, key=bytes(32), padding=100)
+    with pytest.raises(MessageDecodeError, match="zero"):
+        decode(padded[:-1] + b"\x01")
+    zero_length = padded[:-102] + b"\x00\x00"
+    with pytest.raises(MessageDecodeError, match="padding"):
+        decode(zero_length)
+    too_long = padded[:-102] + (messages.MAX_PADDING + 1).to_bytes(2, "big")
+    with pytest.raises(MessageDecodeError, match="padding"):
+        decode(too_long + bytes(messages.MAX_PADDING + 1))
+    with pytest.raises(ValueError):
+        Request(Command.PING, 1, padding=messages.MAX_PADDING + 1).encode()
+
+
+def test_an_announce_never_carries_a_second_token() -> None:
+    announce = bytearray(Request(Command.ANNOUNCE, 1, token=bytes(32), payload=b"x").encode())
+    announce[2] |= 0x02
+    with pytest.raises(MessageDecodeError, match="token"):
+        decode(bytes(announce))
+
+
+def test_a_query_token_round_trips() -> None:
+    request = Request(Command.FIND_NODE, 7, key=bytes(20), token=b"t" * 32)
+    assert decode(request.encode()) == request
+    with pytest.raises(ValueError):
+        Request(Command.LOOKUP, 7, key=bytes(32), token=b"short").encode()
