@@ -7,10 +7,11 @@ with other options upgrades it, and destroying the last session leaves the topic
 
 A round runs the queries for the current mode:
 
-* server mode: announce, and when the announce has completed, look up again (if also a
-  client). That second lookup is what lets swarms that join a fresh topic in the same
-  instant find each other at once: of any two announcers, the one whose announce completes
-  later sees the other's record (Hyperswarm gets 0 connections for 10 minutes there);
+* server mode: announce (and make the swarm findable by key), and only once the announce
+  has completed, look up (if also a client). That order is what lets swarms that join a
+  fresh topic in the same instant find each other at once: of any two announcers, the one
+  whose announce completes later looks up after the other's record is stored (Hyperswarm
+  looks up while announcing, and gets 0 connections for 10 minutes there);
 * client mode: look up, handing each record found to the swarm (at most ``limit`` new
   peers per round);
 * no longer a server but announced before: unannounce.
@@ -368,6 +369,7 @@ class TopicDiscovery:
             return
         self.suspended = False
         self.request_refresh()
+        self._wakeup.set()  # a round requested while suspended is pending: run it now
 
     async def destroy(self, *, unannounce: bool = True) -> None:
         """Stop the loop and (unless told not to) unannounce; idempotent."""

@@ -469,9 +469,10 @@ class Swarm:
                 first = record.direct_addresses[0]
                 if await self._firewalled(peer.public_key, (first.host, first.port)):
                     raise PeerBannedError("peer is banned or firewalled")
-                conn = await self._dialer.dial(
-                    record, key_pair=self.key_pair, topics=tuple(peer.topics)
-                )
+                # Our hello names the topics we found the peer under (the server side
+                # learns them); at most 64, as the hello allows.
+                topics = [t for t in peer.topics if self._topic_mode(t)][:64]
+                conn = await self._dialer.dial(record, key_pair=self.key_pair, topics=topics)
         except _DIAL_ERRORS as exc:
             logger.debug("dial %s… failed: %r", peer.public_key.hex()[:16], exc)
         finally:

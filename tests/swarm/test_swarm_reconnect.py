@@ -8,6 +8,7 @@ import pytest
 
 from p2pswarm import topic
 from p2pswarm.connection import Connection
+from p2pswarm.dht import DHTNode
 from p2pswarm.peer_info import PeerInfo
 from p2pswarm.swarm import Swarm
 
@@ -240,3 +241,32 @@ async def test_keepalive_detects_a_silent_dead_peer() -> None:
         conn, _ = watch.last(server)
         assert conn.closed
         frozen.set()
+
+
+async def test_join_while_suspended_starts_on_resume() -> None:
+    t = topic("join-while-suspended")
+    async with swarm_net(2) as ((server, client), watch, _):
+        await server.join(t, client=False).flushed()
+        await client.suspend()
+        session = client.join(t, server=False)
+        status = client.status(t)
+        assert status is not None and status.suspended
+        await anyio.wait_all_tasks_blocked()  # its loop is now parked, suspended
+        await client.resume()
+        with anyio.fail_after(10):
+            assert await session.flushed()
+        await watch.wait(lambda: watch.count(client) == 1)
+
+
+async def test_shared_dht_is_used_and_left_open() -> None:
+    t = topic("shared-dht")
+    async with swarm_net(1) as ((server,), watch, boot), DHTNode(bootstrap=boot) as node:
+        async with Swarm(dht=node) as client:
+            assert client.dht is node
+            watch.add(client)
+            await server.join(t, client=False).flushed()
+            await client.join(t, server=False).flushed()
+            await watch.wait(lambda: watch.count(client) == 1)
+        assert not node.closed
+        async with node.lookup(t) as found:
+            assert [r.public_key async for r in found] == [server.key_pair.public_key]
