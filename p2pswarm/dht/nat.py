@@ -2,10 +2,24 @@
 
 Every DHT reply carries the requester's address as the responder saw it. Collected from
 several responders, those reports give a node its public address and a first reading of
-its NAT: if every responder sees the same (host, port), the mapping is *consistent* (hole
+its NAT: if responders see the same (host, port), the mapping is *consistent* (hole
 punching can work by addressing that port); if the port differs per responder, it is
 *random*; if what they see equals the local socket address, there is no NAT at all. The
 classes are HyperDHT's firewall constants, so a later hole-punching layer can use them.
+
+Any responder can lie, so no single report decides anything:
+
+* an address counts only when at least two distinct reporters agree on it, and a reading of
+  *open* or *consistent* needs such an address backed by a strict majority of reporters
+  (a lone dissenter, liar or stale, is outvoted);
+* *random* needs disagreement that survives ignoring any one reporter: at least three
+  distinct addresses, or two each seen by two reporters. One honest report and one lie are
+  just *unknown*.
+
+A liar cannot fake agreement with an honest report it has not seen: under a random NAT
+the port each responder sees is its own. Reporters are distinct by
+:func:`~p2pswarm.dht.ratelimit.source_key` (by IP, so one host with many ports is one
+voice; on loopback, by socket).
 """
 
 from __future__ import annotations
@@ -15,12 +29,14 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Final
 
+from .ratelimit import SourceKey, source_key
+
 __all__ = ("NatObserver", "NatStatus", "NatType")
 
 #: Reports kept, one per responder, most recent ones.
 MAX_REPORTERS: Final = 32
-#: Distinct responders needed before calling a mapping consistent or random.
-MIN_REPORTERS: Final = 2
+#: Distinct reporters that must agree on an address before it counts.
+MIN_AGREEMENT: Final = 2
 
 
 class NatType(enum.IntEnum):
@@ -32,7 +48,8 @@ class NatType(enum.IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class NatStatus:
-    """The current reading: the most reported public address and the NAT class."""
+    """The current reading: the agreed public address (None until there is one), the NAT
+    class, and how many distinct reporters the reading rests on."""
 
     address: tuple[str, int] | None
     nat_type: NatType
@@ -46,30 +63,29 @@ class NatObserver:
 
     def __init__(self, local_address: tuple[str, int] | None = None) -> None:
         self._local = local_address
-        self._reports: OrderedDict[tuple[str, int], tuple[str, int]] = OrderedDict()
+        self._reports: OrderedDict[SourceKey, tuple[str, int]] = OrderedDict()
 
     def set_local_address(self, address: tuple[str, int]) -> None:
         self._local = address
 
     def add(self, responder: tuple[str, int], seen_as: tuple[str, int]) -> None:
         """Record that ``responder`` saw our datagram coming from ``seen_as``."""
-        self._reports.pop(responder, None)
-        self._reports[responder] = seen_as
+        reporter = source_key(responder)
+        self._reports.pop(reporter, None)
+        self._reports[reporter] = seen_as
         while len(self._reports) > MAX_REPORTERS:
             self._reports.popitem(last=False)
 
     def status(self) -> NatStatus:
-        if not self._reports:
-            return NatStatus(None, NatType.UNKNOWN, 0)
-        counts = Counter(self._reports.values())
-        address, _ = counts.most_common(1)[0]
         reporters = len(self._reports)
-        if reporters < MIN_REPORTERS:
-            nat_type = NatType.UNKNOWN
-        elif len(counts) > 1:
-            nat_type = NatType.RANDOM
-        elif address == self._local:
-            nat_type = NatType.OPEN
-        else:
-            nat_type = NatType.CONSISTENT
-        return NatStatus(address, nat_type, reporters)
+        counts = Counter(self._reports.values()).most_common()
+        if not counts:
+            return NatStatus(None, NatType.UNKNOWN, 0)
+        address, backers = counts[0]
+        if backers >= MIN_AGREEMENT and backers > reporters - backers:
+            nat_type = NatType.OPEN if address == self._local else NatType.CONSISTENT
+            return NatStatus(address, nat_type, reporters)
+        agreed = [count for _, count in counts if count >= MIN_AGREEMENT]
+        if len(counts) >= 3 or len(agreed) >= 2:
+            return NatStatus(None, NatType.RANDOM, reporters)
+        return NatStatus(None, NatType.UNKNOWN, reporters)
