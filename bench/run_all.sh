@@ -22,7 +22,7 @@ RUNS="${RUNS:-3}"
 ONLY="${ONLY:-}"
 EXTRAS="${EXTRAS:-1}"
 BACKEND="${BACKEND:-asyncio}"
-ANCHOR="${ANCHOR:-/tmp/js-anchor}"
+ANCHOR="$(cd "${ANCHOR:-/tmp/js-anchor}" && pwd)"
 OUT="${OUT:-bench/results/$(date -u +%Y-%m-%d)-swarm}"
 PY="${PY:-.venv/bin/python}"
 SNAPSHOT="${SNAPSHOT:-1}"
@@ -35,7 +35,7 @@ if [ "$SNAPSHOT" = "1" ]; then
   export PYTHONPATH="$SRC${PYTHONPATH:+:$PYTHONPATH}"
   COMMIT_NOTE="$COMMIT (snapshot of HEAD in $SRC)"
 else
-  SRC="."
+  SRC="$(pwd)"
   COMMIT_NOTE="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- p2pswarm 2>/dev/null || echo ' + uncommitted changes under p2pswarm/')"
 fi
 [ -d "$ANCHOR/node_modules/hyperswarm" ] || { echo "run 'npm ci' in $ANCHOR first" >&2; exit 1; }
@@ -63,7 +63,7 @@ pair() { # name, JS args (after "node", run in the anchor dir), "--", Python arg
   while [ "$1" != "--" ]; do js+=("$1"); shift; done; shift
   py=("$@")
   echo ">> $name js: node ${js[*]}" >&2
-  (cd "$ANCHOR" && node "${js[@]}") >> "$OUT/$name-js.jsonl"
+  (cd "$ANCHOR" && ANCHOR="$ANCHOR" node "${js[@]}") >> "$OUT/$name-js.jsonl"
   echo ">> $name py: ${py[*]}" >&2
   "$PY" "$SRC/${py[0]}" "${py[@]:1}" --backend="$BACKEND" >> "$OUT/$name-py.jsonl"
 }
@@ -94,10 +94,11 @@ if [ "$EXTRAS" = "1" ] && [ -z "$ONLY" ]; then
     -- bench/reconnect.py --iterations=2 --side=client --drops=3
   # a peer that freezes (SIGSTOP) is found dead by the keep-alive clocks, within the
   # configured idle timeout (library defaults: keep-alive 5 s, idle timeout 20 s)
-  echo ">> dead-peer-stop py" >&2
-  "$PY" "$SRC/bench/dead_peer.py" --iterations=3 --signal=stop --backend="$BACKEND" >> "$OUT/dead-peer-stop-py.jsonl"
-  echo ">> dead-peer-kill py" >&2
-  "$PY" "$SRC/bench/dead_peer.py" --iterations=5 --signal=kill --backend="$BACKEND" >> "$OUT/dead-peer-kill-py.jsonl"
+  # (JS: bench/js_dead_peer.js, Hyperswarm's own defaults; UDX sees no kernel close on kill)
+  pair dead-peer-stop "$SRC/bench/js_dead_peer.js" --iterations=3 --signal=stop \
+    -- bench/dead_peer.py --iterations=3 --signal=stop
+  pair dead-peer-kill "$SRC/bench/js_dead_peer.js" --iterations=3 --signal=kill \
+    -- bench/dead_peer.py --iterations=3 --signal=kill
 fi
 
 echo "uptime after: $(uptime)" >> "$OUT/env.txt"
