@@ -6,9 +6,17 @@ move time forward without sleeping.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import anyio
+
 from .dht.testnet import Testnet, create_testnet
 
-__all__ = ("FakeClock", "Testnet", "create_testnet")
+if TYPE_CHECKING:
+    from .swarm import Swarm
+
+__all__ = ("FakeClock", "Testnet", "create_testnet", "wait_until")
 
 
 class FakeClock:
@@ -29,3 +37,31 @@ class FakeClock:
         if seconds < 0:
             raise ValueError("time does not go backwards")
         self.now += seconds
+
+
+# -- swarm helpers ----------------------------------------------------------------------------
+
+
+async def wait_until(predicate: Callable[[], bool], *swarms: Swarm, within: float = 10.0) -> None:
+    """Return as soon as ``predicate()`` holds, re-checking it after every update event
+    (connections, dials or peers changed) of ``swarms``; no sleeping, no polling.
+
+    ``within`` seconds is only a safety bound: past it, ``TimeoutError`` is raised. For
+    example ``await wait_until(lambda: len(swarm.connections) == 3, swarm)``.
+    """
+    changed = anyio.Event()
+
+    def notify() -> None:
+        nonlocal changed
+        changed.set()
+        changed = anyio.Event()
+
+    for swarm in swarms:
+        swarm.on_update(notify)
+    try:
+        with anyio.fail_after(within):
+            while not predicate():
+                await changed.wait()
+    finally:
+        for swarm in swarms:
+            swarm._on_update.remove(notify)
