@@ -494,7 +494,7 @@ class LocalDiscovery:
         self._node_port = node_port
         self._node: DHTNode | None = None
         self._node_bootstrap: list[Address] = []
-        self._stack = AsyncExitStack()
+        self._network_entered = False
         self._tg: anyio.abc.TaskGroup | None = None
         self._topics: dict[tuple[bytes, bytes], tuple[KeyPair, int]] = {}
         self._selves: dict[bytes, tuple[KeyPair, int, tuple[PeerAddress, ...]]] = {}
@@ -515,9 +515,15 @@ class LocalDiscovery:
         return callback
 
     async def __aenter__(self) -> LocalDiscovery:
+        # Entered and exited by hand, not through an AsyncExitStack: on asyncio, a stack
+        # unwinding a cancellation through task groups can chain the CancelledError to
+        # itself (the stack's context fix-up on a re-raised instance), and anyio then
+        # loops forever walking that chain.
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
         try:
-            self._tg = await self._stack.enter_async_context(anyio.create_task_group())
-            await self._stack.enter_async_context(self.network)
+            await self.network.__aenter__()
+            self._network_entered = True
             await self._start_node(self._node_port)
             self.network.on_change(self._network_changed)
         except BaseException:
@@ -529,16 +535,23 @@ class LocalDiscovery:
         await self.aclose()
 
     async def aclose(self) -> None:
+        """Stop the DHT node and, if this process serves it, the local bootstrap.
+
+        Must run in the task that entered the backend (its task groups are exited here).
+        """
         if self._closed:
             return
         self._closed = True
         with anyio.CancelScope(shield=True):
             if self._node is not None:
                 await self._node.aclose()
-        if self._tg is not None:
-            self._tg.cancel_scope.cancel()
-        # Exits the network and the task group, in the task that entered them.
-        await self._stack.aclose()
+        try:
+            if self._network_entered:
+                await self.network.__aexit__(None, None, None)
+        finally:
+            if self._tg is not None:
+                self._tg.cancel_scope.cancel()
+                await self._tg.__aexit__(None, None, None)
 
     async def _start_node(self, port: int) -> None:
         assert self._tg is not None
