@@ -214,3 +214,43 @@ async def test_bad_arguments_are_refused_clearly() -> None:
             swarm.join(topic("x"), server=False, client=False)
     with pytest.raises(SwarmClosedError):
         swarm.join(topic("x"))
+
+
+async def test_a_failing_handler_closes_its_connection_and_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    t = topic("handler-raises")
+    async with swarm_net(2, watch=False) as ((server, client), watch, _):
+        watch.add(client)
+        server.on_update(watch.notify)
+
+        @server.on_connection
+        async def buggy(conn: Connection, info: PeerInfo) -> None:
+            raise ValueError("application bug")
+
+        with caplog.at_level("ERROR", logger="p2pswarm.swarm"):
+            await server.join(t, client=False).flushed()
+            await client.join(t, server=False).flushed()
+            await watch.wait(lambda: watch.count(client) >= 1 and not server.connections)
+        assert any(
+            r.levelname == "ERROR" and r.exc_info and "application bug" in str(r.exc_info[1])
+            for r in caplog.records
+        )
+        assert not server.closed and server.stats.server_closed >= 1
+
+
+async def test_sync_handler_only_observes_and_the_connection_stays_open() -> None:
+    t = topic("sync-handler")
+    async with swarm_net(2, watch=False) as ((server, client), watch, _):
+        seen: list[tuple[Connection, PeerInfo]] = []
+        server.on_connection(lambda conn, info: seen.append((conn, info)))
+        watch.add(client)
+        server.on_update(watch.notify)
+        await server.join(t, client=False).flushed()
+        await client.join(t, server=False).flushed()
+        await watch.wait(lambda: len(seen) == 1 and watch.count(client) == 1)
+        await server.flush()
+        conn, _ = seen[0]
+        assert not conn.closed and conn in server.connections
+        await conn.send(b"still open")
+        await watch.wait(lambda: watch.received[watch.last(client)[0]] == b"still open")

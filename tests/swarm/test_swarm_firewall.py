@@ -146,3 +146,23 @@ async def test_max_server_connections_is_enforced() -> None:
         await watch.wait(lambda: len(server.connections) == 0)
         await c2.status(t).refresh()  # type: ignore[union-attr]
         await watch.wait(lambda: c2.key_pair.public_key in watch.remote_keys(server))
+
+
+async def test_firewall_rejection_causes_no_retry_storm() -> None:
+    t = topic("firewall-no-storm")
+    firewall = Firewall()
+    async with (
+        swarm_net(2) as ((server, other), watch, boot),
+        Swarm(bootstrap=boot, firewall=firewall, backoffs=BACKOFFS, jitter=0) as guarded,
+    ):
+        watch.add(guarded)
+        await server.join(t, client=False).flushed()
+        await other.join(t, client=False).flushed()
+        session = guarded.join(t, server=False)
+        await session.flushed()
+        for _ in range(5):  # rediscovering firewalled peers dials nobody
+            await session.refresh()
+            await guarded.flush()
+        assert len(firewall.calls) == 2  # once per peer, ever
+        assert guarded.stats.client_attempted == 2
+        assert guarded.stats.banned_peers == 2 and guarded.connections == set()
