@@ -16,8 +16,10 @@ from p2pswarm.keys import KeyPair
 from p2pswarm.transport import (
     accept_handshake,
     connect_tcp,
+    create_socket_listener,
     create_tcp_listener,
     initiate_handshake,
+    open_tcp_stream,
 )
 
 pytestmark = pytest.mark.anyio
@@ -64,9 +66,15 @@ async def connected_pair(
     server: dict[str, Any] | None = None,
     wrap_client: Callable[[ByteStream], ByteStream] | None = None,
     wrap_server: Callable[[ByteStream], ByteStream] | None = None,
+    anyio_streams: bool = False,
 ) -> AsyncIterator[tuple[Connection, Connection]]:
-    """(initiator, responder) connected through a real TCP socket pair on 127.0.0.1."""
-    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as multi:
+    """(initiator, responder) connected through a real TCP socket pair on 127.0.0.1: the
+    library's own choice of socket stream (the lean one on asyncio), or anyio's."""
+    if anyio_streams:
+        listening = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    else:
+        listening = await create_socket_listener(local_host="127.0.0.1")
+    async with listening as multi:
         (listener,) = multi.listeners
         assert isinstance(listener, SocketListener)
         port = listener.extra(SocketAttribute.local_port)
@@ -80,7 +88,8 @@ async def connected_pair(
                 accepted.append(await accept_handshake(raw, key_pair=SERVER_KEYS, **(server or {})))
 
             group.start_soon(accept)
-            raw_client: ByteStream = await anyio.connect_tcp("127.0.0.1", port)
+            connect = anyio.connect_tcp if anyio_streams else open_tcp_stream
+            raw_client: ByteStream = await connect("127.0.0.1", port)
             if wrap_client is not None:
                 raw_client = wrap_client(raw_client)
             initiator = await initiate_handshake(
@@ -274,7 +283,8 @@ async def test_run_keepalive_keeps_an_idle_peer_alive() -> None:
         assert initiator.closed
 
 
-async def test_receive_sends_keepalives_while_waiting() -> None:
+@pytest.mark.parametrize("anyio_streams", [False, True], ids=["own-stream", "anyio-stream"])
+async def test_receive_sends_keepalives_while_waiting(anyio_streams: bool) -> None:
     counting: list[CountingStream] = []
 
     def wrap(stream: ByteStream) -> ByteStream:
@@ -282,7 +292,11 @@ async def test_receive_sends_keepalives_while_waiting() -> None:
         return counting[0]
 
     async with connected_pair(
-        ik=True, server={"keepalive": 0.01}, wrap_server=wrap, client={"keepalive": None}
+        ik=True,
+        server={"keepalive": 0.01},
+        wrap_server=wrap,
+        client={"keepalive": None},
+        anyio_streams=anyio_streams,
     ) as (initiator, responder):
         async with anyio.create_task_group() as group:
 
@@ -296,9 +310,62 @@ async def test_receive_sends_keepalives_while_waiting() -> None:
         assert initiator.bytes_written == 4
 
 
-async def test_idle_timeout_closes_a_silent_peer() -> None:
+class CountingReceives(CountingStream):
+    """Counts the chunks read instead, signalling after ``target`` of them."""
+
+    async def send(self, item: bytes) -> None:
+        await self.inner.send(item)
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        chunk = await self.inner.receive(max_bytes)
+        self.writes += 1
+        if self.target and self.writes >= self.target:
+            self.reached.set()
+        return chunk
+
+
+@pytest.mark.parametrize("anyio_streams", [False, True], ids=["own-stream", "anyio-stream"])
+async def test_an_unwrapped_waiting_receiver_sends_keepalives(anyio_streams: bool) -> None:
+    """The responder reads straight from its socket stream (on asyncio the lean stream's
+    timed read, no cancel scope) and must still send keep-alives while it waits."""
+    counting: list[CountingStream] = []
+
+    def wrap(stream: ByteStream) -> ByteStream:
+        counting.append(CountingReceives(stream, target=1 + 5))  # header frame + 5
+        return counting[0]
+
     async with connected_pair(
-        client={"keepalive": None}, server={"idle_timeout": 0.05, "keepalive": None}
+        ik=True,
+        server={"keepalive": 0.01, "idle_timeout": None},
+        client={"keepalive": None, "idle_timeout": None},
+        wrap_client=wrap,
+        anyio_streams=anyio_streams,
+    ) as (initiator, responder):
+        async with anyio.create_task_group() as group:
+            received: list[bytes] = []
+
+            async def read_reply() -> None:
+                received.append(await initiator.receive())
+
+            async def answer() -> None:
+                assert await responder.receive() == b"done"  # keep-alives go out meanwhile
+                await responder.send(b"bye")
+
+            group.start_soon(read_reply)
+            group.start_soon(answer)
+            with anyio.fail_after(10):
+                await counting[0].reached.wait()  # keep-alives only: nothing else was sent
+            await initiator.send(b"done")
+        assert received == [b"bye"]
+        assert initiator.bytes_read == 3
+
+
+@pytest.mark.parametrize("anyio_streams", [False, True], ids=["own-stream", "anyio-stream"])
+async def test_idle_timeout_closes_a_silent_peer(anyio_streams: bool) -> None:
+    async with connected_pair(
+        client={"keepalive": None},
+        server={"idle_timeout": 0.05, "keepalive": None},
+        anyio_streams=anyio_streams,
     ) as (initiator, responder):
         await initiator.send(b"then silence")
         assert await responder.receive() == b"then silence"
