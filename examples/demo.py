@@ -13,9 +13,9 @@ from __future__ import annotations
 import anyio
 
 import p2pswarm
-from p2pswarm.swarm import Swarm
 from p2pswarm.connection import Connection
 from p2pswarm.peer_info import PeerInfo
+from p2pswarm.swarm import Swarm
 
 TOPIC = p2pswarm.topic("p2pswarm demo")
 #: Only a safety bound: on one machine the peers meet in well under a second.
@@ -37,8 +37,10 @@ async def run_peer(
         async def greet(conn: Connection, info: PeerInfo) -> None:
             them = short(conn.remote_public_key)
             role = "dialled" if conn.is_initiator else "accepted"
-            print(f"[{name}] connected to {them} ({role}; encrypted, handshake "
-                  f"{conn.handshake_hash.hex()[:12]}…)")
+            print(
+                f"[{name}] connected to {them} ({role}; encrypted, handshake "
+                f"{conn.handshake_hash.hex()[:12]}…)"
+            )
             await conn.send(f"hello from {name} ({me})".encode())
             message = await conn.receive()
             print(f"[{name}] {them} says: {message.decode()}")
