@@ -13,6 +13,7 @@
 # The tree is shared with colleagues committing all the time: by default the Python side runs
 # from a snapshot of HEAD (p2pswarm/ and bench/ exported to a temporary directory, put first
 # on PYTHONPATH), so every round measures the same commit; SNAPSHOT=0 runs the working tree.
+# SMOKE=1 shrinks every parameter (iterations, N, waits) to check the pipeline in a minute or two.
 # ONLY=<prefix> runs only benchmarks whose name starts with it. EXTRAS=0 skips the one-off
 # runs after the rounds (3 drops in a row, dead-peer detection). Loopback only: every DHT and
 # swarm binds 127.0.0.1 and uses a local testnet; each line reports ext_tx_packets_delta.
@@ -26,6 +27,11 @@ ANCHOR="$(cd "${ANCHOR:-/tmp/js-anchor}" && pwd)"
 OUT="${OUT:-bench/results/$(date -u +%Y-%m-%d)-swarm}"
 PY="${PY:-.venv/bin/python}"
 SNAPSHOT="${SNAPSHOT:-1}"
+if [ "${SMOKE:-0}" = "1" ]; then
+  CONNECT_ITER=3; NS="10"; SIM_N=10; STABLE_MS=3000; TOPIC_ITER=1; JOINPEER_ITER=1; DROPS=2; DEAD_ITER=1
+else
+  CONNECT_ITER=20; NS="20 50"; SIM_N=20; STABLE_MS=15000; TOPIC_ITER=10; JOINPEER_ITER=5; DROPS=3; DEAD_ITER=3
+fi
 mkdir -p "$OUT"
 if [ "$SNAPSHOT" = "1" ]; then
   COMMIT="$(git rev-parse --short HEAD)"
@@ -70,35 +76,35 @@ pair() { # name, JS args (after "node", run in the anchor dir), "--", Python arg
 
 for i in $(seq 1 "$RUNS"); do
   echo "round $i/$RUNS start $(date -u +%H:%M:%S): $(load)" | tee -a "$OUT/env.txt" >&2
-  pair connect connect.js --iterations=20 --warmup=1 --nodes=10 \
-    -- bench/connect.py --iterations=20 --warmup=1 --nodes=10
-  for n in 20 50; do
+  pair connect connect.js --iterations=$CONNECT_ITER --warmup=1 --nodes=10 \
+    -- bench/connect.py --iterations=$CONNECT_ITER --warmup=1 --nodes=10
+  for n in $NS; do
     for j in sequential refresh; do
       pair "scale-n$n-$j" --expose-gc scale.js --n=$n --join=$j \
         -- bench/scale.py --n=$n --join=$j
     done
   done
   # JS finds nobody for 10 minutes here (stops 'stable' at 0 links); we must reach all.
-  pair scale-n20-simultaneous --expose-gc scale.js --n=20 --join=simultaneous --stable-ms=15000 \
-    -- bench/scale.py --n=20 --join=simultaneous --stable-ms=15000
-  pair reconnect-topic reconnect.js --iterations=10 --side=both --via=topic \
-    -- bench/reconnect.py --iterations=10 --side=both --via=topic
-  pair reconnect-joinpeer reconnect.js --iterations=5 --side=both --via=joinPeer \
-    -- bench/reconnect.py --iterations=5 --side=both --via=join_peer
+  pair scale-n$SIM_N-simultaneous --expose-gc scale.js --n=$SIM_N --join=simultaneous --stable-ms=$STABLE_MS \
+    -- bench/scale.py --n=$SIM_N --join=simultaneous --stable-ms=$STABLE_MS
+  pair reconnect-topic reconnect.js --iterations=$TOPIC_ITER --side=both --via=topic \
+    -- bench/reconnect.py --iterations=$TOPIC_ITER --side=both --via=topic
+  pair reconnect-joinpeer reconnect.js --iterations=$JOINPEER_ITER --side=both --via=joinPeer \
+    -- bench/reconnect.py --iterations=$JOINPEER_ITER --side=both --via=join_peer
 done
 
 if [ "$EXTRAS" = "1" ] && [ -z "$ONLY" ]; then
   echo "extras start $(date -u +%H:%M:%S): $(load)" | tee -a "$OUT/env.txt" >&2
   # back-off escalation: the same pair dropped 3 times in a row (< 15 s apart)
-  pair reconnect-3drops reconnect.js --iterations=2 --side=client --drops=3 \
-    -- bench/reconnect.py --iterations=2 --side=client --drops=3
+  pair reconnect-${DROPS}drops reconnect.js --iterations=2 --side=client --drops=$DROPS \
+    -- bench/reconnect.py --iterations=2 --side=client --drops=$DROPS
   # a peer that freezes (SIGSTOP) is found dead by the keep-alive clocks, within the
   # configured idle timeout (library defaults: keep-alive 5 s, idle timeout 20 s)
   # (JS: bench/js_dead_peer.js, Hyperswarm's own defaults; UDX sees no kernel close on kill)
-  pair dead-peer-stop "$SRC/bench/js_dead_peer.js" --iterations=3 --signal=stop \
-    -- bench/dead_peer.py --iterations=3 --signal=stop
-  pair dead-peer-kill "$SRC/bench/js_dead_peer.js" --iterations=3 --signal=kill \
-    -- bench/dead_peer.py --iterations=3 --signal=kill
+  pair dead-peer-stop "$SRC/bench/js_dead_peer.js" --iterations=$DEAD_ITER --signal=stop \
+    -- bench/dead_peer.py --iterations=$DEAD_ITER --signal=stop
+  pair dead-peer-kill "$SRC/bench/js_dead_peer.js" --iterations=$DEAD_ITER --signal=kill \
+    -- bench/dead_peer.py --iterations=$DEAD_ITER --signal=kill
 fi
 
 echo "uptime after: $(uptime)" >> "$OUT/env.txt"
