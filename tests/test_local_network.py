@@ -302,3 +302,84 @@ async def test_records_are_reannounced_after_a_takeover(base_port: int) -> None:
                 async with LocalDiscovery(port=base_port) as newcomer:
                     assert await _lookup_keys(newcomer, name) == {key.public_key}
                     assert await newcomer.find_peer(key.public_key) is not None
+
+
+async def test_default_backend_follows_the_environment(
+    base_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from contextlib import AsyncExitStack
+
+    from p2pswarm.dht import DHTNode
+    from p2pswarm.local_network import open_default_backend
+
+    monkeypatch.setenv("P2PSWARM_LOCAL_PORT", str(base_port))
+    monkeypatch.delenv("P2PSWARM_BOOTSTRAP", raising=False)
+    with anyio.fail_after(TIMEOUT):
+        async with AsyncExitStack() as stack:
+            backend = await open_default_backend(stack)
+            assert isinstance(backend, LocalDiscovery)
+            assert backend.network.port == base_port
+            assert backend.node.address[0] == "127.0.0.1"  # loopback only
+            hosted = backend.network.bootstrap_node
+            assert hosted is not None and hosted.address == ("127.0.0.1", base_port)
+            monkeypatch.setenv("P2PSWARM_BOOTSTRAP", f"127.0.0.1:{base_port}")
+            node = await open_default_backend(stack)
+            assert isinstance(node, DHTNode) and not isinstance(node, LocalDiscovery)
+            assert len(node.routing_table) == 1  # it bootstrapped from the local node
+
+
+async def test_swarms_keep_connections_and_find_newcomers_across_a_takeover(
+    base_port: int,
+) -> None:
+    """The bootstrap's process exits: the existing connection is untouched, and a swarm
+    that joins afterwards still finds the old ones (their records were re-announced)."""
+    from p2pswarm.connection import Connection
+    from p2pswarm.peer_info import PeerInfo
+    from p2pswarm.swarm import Swarm
+
+    room = topic("takeover room")
+    with anyio.fail_after(TIMEOUT):
+        async with anyio.create_task_group() as tg:
+            background = Background(tg)
+            stop_host = await background.enter(LocalDiscovery(port=base_port))
+            a_dht = LocalDiscovery(port=base_port, check_interval=0.05)
+            b_dht = LocalDiscovery(port=base_port, check_interval=0.05)
+            await background.enter(a_dht)
+            await background.enter(b_dht)
+            a, b = Swarm(dht=a_dht), Swarm(dht=b_dht)
+            await background.enter(a)
+            await background.enter(b)
+            a_dht.on_network_change(a.network_changed)
+            b_dht.on_network_change(b.network_changed)
+            links: dict[bytes, Connection] = {}
+            linked = anyio.Event()
+
+            def on_connection(conn: Connection, info: PeerInfo) -> None:
+                links[conn.remote_public_key + conn.public_key] = conn
+                if len(links) >= 2:
+                    linked.set()
+
+            a.on_connection(on_connection)
+            b.on_connection(on_connection)
+            a.join(room)
+            b.join(room)
+            await linked.wait()
+            a_to_b = links[b.key_pair.public_key + a.key_pair.public_key]
+            b_to_a = links[a.key_pair.public_key + b.key_pair.public_key]
+
+            await stop_host()
+            await a_dht.network.wait_changed()
+            if b_dht.network.generation == 0:
+                await b_dht.network.wait_changed()
+            await a_to_b.send(b"still here")
+            assert await b_to_a.receive() == b"still here"
+
+            c_dht = LocalDiscovery(port=base_port)
+            await background.enter(c_dht)
+            c = Swarm(dht=c_dht)
+            await background.enter(c)
+            met = anyio.Event()
+            c.on_connection(lambda conn, info: met.set())
+            c.join(room)
+            await met.wait()
+            background.stop_all()
