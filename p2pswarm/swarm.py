@@ -475,6 +475,8 @@ class Swarm:
                 conn = await self._dialer.dial(record, key_pair=self.key_pair, topics=topics)
         except _DIAL_ERRORS as exc:
             logger.debug("dial %s… failed: %r", peer.public_key.hex()[:16], exc)
+        except Exception:
+            logger.exception("the dialer raised unexpectedly for %s…", peer.public_key.hex()[:16])
         finally:
             self._dial_scopes.pop(slot, None)
         if self._pool.dial_ended(slot, peer, ok=conn is not None, now=anyio.current_time()):
@@ -489,7 +491,15 @@ class Swarm:
         a peer the user firewall rejects is banned, so it is asked once per peer."""
         if key == self.key_pair.public_key or self._pool.is_banned(key):
             return True
-        if self._firewall is None or not await call_maybe_async(self._firewall, key, address):
+        if self._firewall is None:
+            return False
+        try:
+            rejected = await call_maybe_async(self._firewall, key, address)
+        except Exception:
+            # A broken firewall fails closed for this attempt, without banning anyone.
+            logger.exception("the firewall raised; refusing %s… this time", key.hex()[:16])
+            return True
+        if not rejected:
             return False
         self._pool.ban(key, PeerBannedError("Peer is firewalled"))
         return True
@@ -534,6 +544,8 @@ class Swarm:
             )
         except _DIAL_ERRORS as exc:
             logger.debug("incoming handshake from %r failed: %r", remote, exc)
+        except Exception:
+            logger.exception("incoming handshake from %r failed unexpectedly", remote)
         if conn is None or not claimed or claimed[-1].superseded or self.closed:
             await close_quietly(conn or stream)
             for slot in claimed:

@@ -166,3 +166,26 @@ async def test_firewall_rejection_causes_no_retry_storm() -> None:
         assert len(firewall.calls) == 2  # once per peer, ever
         assert guarded.stats.client_attempted == 2
         assert guarded.stats.banned_peers == 2 and guarded.connections == set()
+
+
+async def test_a_raising_firewall_refuses_without_banning_and_the_swarm_lives(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    t = topic("firewall-raises")
+    broken = [True]
+
+    def firewall(public_key: bytes, address: tuple[str, int]) -> bool:
+        if broken[0]:
+            raise RuntimeError("firewall bug")
+        return False
+
+    async with swarm_net(2, firewall=firewall) as ((server, client), watch, _):
+        with caplog.at_level("ERROR", logger="p2pswarm.swarm"):
+            await server.join(t, client=False).flushed()
+            await client.join(t, server=False).flushed()
+            await client.flush()
+        assert watch.count(client) == 0 and client.stats.banned_peers == 0
+        assert any("firewall raised" in r.getMessage() for r in caplog.records)
+        broken[0] = False
+        await client.status(t).refresh()  # type: ignore[union-attr]
+        await watch.wait(lambda: watch.count(client) == 1 and watch.count(server) == 1)
