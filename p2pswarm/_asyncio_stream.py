@@ -9,16 +9,17 @@ at the cost of a future only when it really has to wait.
 
 Semantics, all as anyio's asyncio stream unless noted:
 
-* ``receive()`` returns buffered bytes at once (without a trip round the loop; a caller
-  that keeps finding data is bounded by the read buffer, then waits). Reading stays on
+* ``receive()`` returns buffered bytes at once, without a trip round the loop (as
+  asyncio's own ``StreamReader`` does), but every 16th call in a row that did not have to
+  wait yields once, and so does ``send()``: a busy stream cannot starve the loop. Reading stays on
   until ``read_high_water`` bytes are buffered, and resumes once the reader has taken all
   but a quarter of that, so a slow reader holds bounded memory and the peer is stopped by
   TCP. A cancelled ``receive()`` loses nothing: bytes only leave the buffer when returned.
 * ``send()`` hands the whole item to the transport before anything can interrupt it, then
   returns once the kernel has taken every byte (write-buffer limit 0, as anyio), so
   back-pressure is the kernel's. A cancelled ``send()`` has still queued all its bytes;
-  they go out unless the stream is closed. It only waits (and yields) when the kernel was
-  full.
+  they go out unless the stream is closed. It waits when the kernel was full, and
+  otherwise only for the fairness yield above.
 * ``send_eof()`` half-closes after what is queued; the peer's half-close is
   ``anyio.EndOfStream`` once its data was read, and this side can go on sending.
 * ``aclose()`` aborts the transport (queued but unsent bytes are dropped, as anyio's).
@@ -52,6 +53,10 @@ __all__ = (
 
 #: Bytes read ahead of the application before reading pauses.
 DEFAULT_READ_HIGH_WATER: Final = 1024 * 1024
+#: Calls in a row that may complete without suspending before one yields to the loop:
+#: a writer whose peer keeps up (so the kernel never fills), or a reader with plenty
+#: buffered, must not starve the other tasks (keep-alives, other connections, the DHT).
+_FAIR_STREAK: Final = 16
 
 
 def running_on_asyncio() -> bool:
@@ -142,6 +147,8 @@ class AsyncioSocketStream(SocketStream):
         self._sending = False
         self._closed = False
         self._eof_sent = False
+        #: Calls in a row that returned without suspending (see ``_FAIR_STREAK``).
+        self._streak = 0
 
     @property
     def _raw_socket(self) -> socket.socket:
@@ -170,7 +177,22 @@ class AsyncioSocketStream(SocketStream):
                     return None
             finally:
                 self._receiving = False
+            self._streak = 0
+        elif self._streak >= _FAIR_STREAK:
+            self._receiving = True
+            try:
+                await self._let_others_run()  # a cancellation here takes nothing
+            finally:
+                self._receiving = False
+            if self._closed:
+                raise anyio.ClosedResourceError
+        else:
+            self._streak += 1
         return self._take(max_bytes)
+
+    async def _let_others_run(self) -> None:
+        self._streak = 0
+        await asyncio.sleep(0)
 
     async def _wait_readable(self, deadline: float) -> bool:
         """Wait until bytes are buffered (True) or ``deadline`` passed (False); raise at
@@ -247,7 +269,16 @@ class AsyncioSocketStream(SocketStream):
                         protocol.write_waiter = None
             finally:
                 self._sending = False
+            self._streak = 0
             self._check_writable()
+        elif self._streak >= _FAIR_STREAK:
+            self._sending = True
+            try:
+                await self._let_others_run()  # the bytes are queued whatever happens here
+            finally:
+                self._sending = False
+        else:
+            self._streak += 1
 
     def _check_writable(self) -> None:
         if self._closed or self._eof_sent:

@@ -389,3 +389,41 @@ async def test_open_tcp_stream_uses_the_lean_stream_and_reports_refusal() -> Non
                 assert await accepted.receive() == b"ok"
     with pytest.raises(OSError):
         await open_tcp_stream(HOST, port)  # nobody listens there any more
+
+
+async def _count_ticks(ticks: list[int], task_status: anyio.abc.TaskStatus[None]) -> None:
+    task_status.started()
+    while True:
+        ticks[0] += 1
+        await anyio.lowlevel.checkpoint()
+
+
+async def test_a_reader_with_plenty_buffered_lets_other_tasks_run(
+    pair: tuple[AsyncioSocketStream, AsyncioSocketStream],
+) -> None:
+    client, server = pair
+    await client.send(bytes(200))  # one segment: it arrives in one piece
+    ticks = [0]
+    async with anyio.create_task_group() as group:
+        assert await server.receive(1) == b"\0"  # waited: the other 199 are buffered now
+        await group.start(_count_ticks, ticks)
+        before = ticks[0]
+        for _ in range(199):
+            assert await server.receive(1) == b"\0"
+        assert ticks[0] - before >= 199 // (_asyncio_stream._FAIR_STREAK + 1)
+        group.cancel_scope.cancel()
+
+
+async def test_a_writer_the_kernel_keeps_up_with_lets_other_tasks_run(
+    pair: tuple[AsyncioSocketStream, AsyncioSocketStream],
+) -> None:
+    client, server = pair
+    ticks = [0]
+    async with anyio.create_task_group() as group:
+        await group.start(_count_ticks, ticks)
+        before = ticks[0]
+        for _ in range(200):
+            await client.send(b"small")  # never fills the kernel's buffer
+        assert ticks[0] - before >= 200 // (_asyncio_stream._FAIR_STREAK + 1)
+        group.cancel_scope.cancel()
+    assert await _receive_exactly(server, 1000) == b"small" * 200
