@@ -374,9 +374,8 @@ def run_command(
     library_logger.propagate = False
 
     async def main() -> int:
-        # The first signal asks the command to stop (it closes its swarm normally); only a
-        # second one cancels. Cancelling a running swarm from outside is avoided on purpose:
-        # unwinding many tasks at once costs unannounces and can chain exceptions oddly.
+        # The first signal asks the command to stop: it closes its swarm normally (topics
+        # unannounced, connections closed). A second one exits the process at once.
         out.stop = anyio.Event()
         async with anyio.create_task_group() as tg:
             result = [EXIT_OK]
@@ -389,9 +388,10 @@ def run_command(
                 with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                     async for _ in signals:
                         if out.stop.is_set():
-                            tg.cancel_scope.cancel()
-                            return
-                        out.event("stopping", "stopping")
+                            # A second signal: the user wants out now, cleanup or not.
+                            out.event("killed", "stopped without cleaning up")
+                            os._exit(130)
+                        out.event("stopping", "stopping (again to stop at once)")
                         out.stop.set()
 
             tg.start_soon(watch_signals)
