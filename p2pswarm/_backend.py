@@ -106,7 +106,7 @@ class SelfAnnouncer:
             await anyio.sleep(REFRESH_INTERVAL + rng.uniform(0, REFRESH_JITTER))
 
     async def ensure(
-        self, spawn: Callable[[Callable[[], Coroutine[Any, Any, object]]], None]
+        self, spawn: Callable[[Callable[[], Coroutine[Any, Any, object]]], object]
     ) -> None:
         """Start announcing (once) and wait for the first announce; raise if it failed."""
         if not self._started:

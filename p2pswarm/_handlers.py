@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
 import anyio
@@ -20,7 +20,14 @@ from .connection import Connection
 from .errors import P2PSwarmError
 from .peer_info import PeerInfo
 
-__all__ = ("ConnectionHandler", "close_quietly", "keepalive_loop", "run_handlers", "send_probe")
+__all__ = (
+    "ConnectionHandler",
+    "accept_forever",
+    "close_quietly",
+    "keepalive_loop",
+    "run_handlers",
+    "send_probe",
+)
 
 logger = logging.getLogger("p2pswarm.swarm")
 
@@ -101,3 +108,28 @@ async def keepalive_loop(conn: Connection) -> None:
     except Exception as exc:
         logger.debug("keep-alive loop on %r ended: %r", conn, exc)
         await close_quietly(conn)
+
+
+async def accept_forever(
+    listener: anyio.abc.Listener[anyio.abc.SocketStream],
+    handle: Callable[[anyio.abc.SocketStream], Coroutine[Any, Any, None]],
+    closing: Callable[[], bool],
+) -> None:
+    """Accept TCP streams (on every socket of a multi-listener) and handle each in its own
+    task until the listener is closed. Handlers are started in a task group of their own,
+    so a closed listener never raises into the caller."""
+    sockets: list[anyio.abc.SocketListener] = getattr(listener, "listeners", [listener])
+
+    async def accept_loop(inner: anyio.abc.SocketListener) -> None:
+        while True:
+            try:
+                stream = await inner.accept()
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError) as exc:
+                if not closing():
+                    logger.warning("the swarm stopped accepting connections: %r", exc)
+                return
+            tg.start_soon(handle, stream)
+
+    async with anyio.create_task_group() as tg:
+        for inner in sockets:
+            tg.start_soon(accept_loop, inner)

@@ -27,7 +27,14 @@ import anyio.abc
 from . import _backend
 from ._connection_set import Slot
 from ._events import CallbackList, call_maybe_async
-from ._handlers import ConnectionHandler, close_quietly, keepalive_loop, run_handlers, send_probe
+from ._handlers import (
+    ConnectionHandler,
+    accept_forever,
+    close_quietly,
+    keepalive_loop,
+    run_handlers,
+    send_probe,
+)
 from ._policy import MAX_PARALLEL, MAX_PEERS, Limits, SwarmStats
 from ._pool import PeerPool
 from ._retry import DEFAULT_JITTER, Backoffs
@@ -455,7 +462,7 @@ class Swarm:
             self._retry_wakeup.set()
         self._pool.stats.updates += 1
         if self._on_update:
-            self._on_update.emit(self._spawn_callback)
+            self._on_update.emit(self._spawn)
 
     async def _dial(self, slot: Slot[Connection], peer: PeerInfo, scope: anyio.CancelScope) -> None:
         conn: Connection | None = None
@@ -507,22 +514,8 @@ class Swarm:
     # -- accepting --------------------------------------------------------------------------------
 
     async def _serve(self, listener: anyio.abc.Listener[anyio.abc.SocketStream]) -> None:
-        sockets = getattr(listener, "listeners", [listener])
         with self._listener_scope:
-            async with anyio.create_task_group() as tg:
-                for inner in sockets:
-                    tg.start_soon(self._accept_loop, inner)
-
-    async def _accept_loop(self, listener: anyio.abc.SocketListener) -> None:
-        assert self._tg is not None
-        while True:
-            try:
-                stream = await listener.accept()
-            except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError) as exc:
-                if not self.closed:
-                    logger.warning("the swarm stopped accepting connections: %r", exc)
-                return
-            self._tg.start_soon(self._accept, stream)
+            await accept_forever(listener, self._accept, lambda: self.closed)
 
     async def _accept(self, stream: anyio.abc.SocketStream) -> None:
         if self.closed or self.suspended:
@@ -629,7 +622,7 @@ class Swarm:
                 await self._retry_wakeup.wait()
 
     def _banned(self, peer: PeerInfo, reason: Exception) -> None:
-        self._on_ban.emit(self._spawn_callback, peer, reason)
+        self._on_ban.emit(self._spawn, peer, reason)
 
     def _flushed(self, tokens: list[int], result: bool) -> None:
         for token in tokens:
@@ -638,11 +631,8 @@ class Swarm:
                 entry[1][0] = result
                 entry[0].set()
 
-    def _spawn(self, fn: Callable[[], Coroutine[Any, Any, object]]) -> None:
-        if self._tg is not None and not self.closed:
-            self._tg.start_soon(fn)
-
-    def _spawn_callback(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> bool:
+    def _spawn(self, fn: Callable[[], Coroutine[Any, Any, object]]) -> bool:
+        """Start ``fn`` in the swarm's task group; False once the swarm is closed."""
         if self._tg is None or self.closed:
             return False
         self._tg.start_soon(fn)
