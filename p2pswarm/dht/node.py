@@ -78,6 +78,8 @@ MAINTENANCE_INTERVAL: Final = 30.0
 PEER_REPLICAS: Final = 5
 #: Maintenance rounds between routing refreshes (every 5 minutes).
 REFRESH_EVERY: Final = 10
+#: Requesters being pinged back before they may enter the routing table, at most.
+MAX_VERIFYING: Final = 64
 
 _QUERY_COMMANDS: Final = frozenset(
     {Command.PING, Command.FIND_NODE, Command.LOOKUP, Command.FIND_PEER}
@@ -145,6 +147,7 @@ class DHTNode:
         self._tokens = TokenIssuer(clock(), rotation=token_rotation)
         self._nat = NatObserver()
         self._pinging: set[bytes] = set()
+        self._verifying: set[Address] = set()
         self._seqs: dict[tuple[RecordKind, bytes, bytes], int] = {}
         #: Budgets run on the monotonic clock: ``clock`` may be a test's frozen fake.
         self._limiter = SourceRateLimiter(rate_limit) if rate_limit is not None else None
@@ -387,7 +390,7 @@ class DHTNode:
     def _answer(self, request: Request, source: Address) -> Response:
         host = source[0]
         if request.node_id is not None and request.node_id != self.node_id:
-            self._routing.add_contact(Node(request.node_id, host, source[1]))
+            self._consider_requester(request, source)
         command = request.command
         reply_id = self._wire_id
         if command is Command.PING:
@@ -403,6 +406,39 @@ class DHTNode:
                 command, request.rid, source, reply_id, self._store_unannounce(request, host)
             )
         return response
+
+    def _consider_requester(self, request: Request, source: Address) -> None:
+        """A persistent requester enters the routing table only once its address is proven.
+
+        Source addresses can be forged: taking a request's id and address on trust lets
+        anyone fill our buckets with contacts at addresses they do not own (and overwrite a
+        real node's address under its id), which we would then hand to everyone who asks.
+        A token we issued to that IP proves it; otherwise we ping the address back, and its
+        reply (matched on rid and address) adds whoever really answers there.
+        """
+        assert request.node_id is not None
+        if request.token and self._tokens.check(source[0], request.token, self.clock()):
+            self._routing.add_contact(Node(request.node_id, source[0], source[1]))
+            return
+        if (
+            source in self._verifying
+            or len(self._verifying) >= MAX_VERIFYING
+            or self._closed
+            or self._tg is None
+        ):
+            return
+        if self._routing.address_of(request.node_id) == source:
+            return  # already known at this very address
+        self._verifying.add(source)
+        self._tg.start_soon(self._verify_requester, source)
+
+    async def _verify_requester(self, source: Address) -> None:
+        try:
+            await self.ping(source)  # the reply adds the node (_learn_from_reply)
+        except DHTError:
+            pass
+        finally:
+            self._verifying.discard(source)
 
     def _answer_query(self, request: Request, source: Address) -> Response:
         command = request.command

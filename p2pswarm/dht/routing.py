@@ -88,6 +88,11 @@ class RoutingTable(_KademliaRoutingTable):  # type: ignore[misc]
         bucket = self.buckets[self.get_bucket_for(Node(node_id))]
         return node_id in bucket.nodes
 
+    def address_of(self, node_id: bytes) -> tuple[str, int] | None:
+        """Where the contact with ``node_id`` is, or None when it is unknown."""
+        node = self.buckets[self.get_bucket_for(Node(node_id))].nodes.get(node_id)
+        return None if node is None else (node.ip, node.port)
+
     def all_nodes(self) -> list[Node]:
         return [node for bucket in self.buckets for node in bucket.nodes.values()]
 

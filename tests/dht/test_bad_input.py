@@ -316,3 +316,42 @@ async def test_a_burst_beyond_100_datagrams_is_fully_served(target: DHTNode) -> 
                     assert isinstance(reply, Response)
                     answered.add(reply.rid)
     assert len(answered) == burst
+
+
+async def test_a_requester_enters_the_routing_table_only_once_its_address_answers(
+    target: DHTNode, peer: RawPeer
+) -> None:
+    claimed = os.urandom(20)
+    find = Request(Command.FIND_NODE, new_rid(), claimed, key=os.urandom(20))
+    await peer.request(target.address, find)
+    assert not target.routing_table.contains(claimed)  # a forged source would stop here
+    with anyio.fail_after(5):
+        while True:  # the node pings the claimed address back
+            data, source = await peer.sock.receive()
+            check = messages.decode(data)
+            if isinstance(check, Request) and check.command is Command.PING:
+                break
+    assert not target.routing_table.contains(claimed)
+    answer = Response(Command.PING, check.rid, (str(source[0]), source[1]), claimed)
+    await peer.send(answer.encode(), target.address)
+    await still_serves(peer, target)  # read after the answer: it has been taken
+    assert target.routing_table.address_of(claimed) == peer.address
+
+
+async def test_a_requester_with_our_token_is_added_at_once(target: DHTNode, peer: RawPeer) -> None:
+    token = await peer.token_from(target.address, TOPIC)
+    claimed = os.urandom(20)
+    find = Request(Command.FIND_NODE, new_rid(), claimed, key=os.urandom(20), token=token)
+    await peer.request(target.address, find)
+    assert target.routing_table.address_of(claimed) == peer.address
+
+
+async def test_a_forged_request_cannot_move_a_known_node(peer: RawPeer) -> None:
+    async with create_testnet(2, **QUICK) as testnet:
+        first, second = testnet.nodes
+        await first.refresh()
+        assert first.routing_table.address_of(second.node_id) == second.address
+        hijack = Request(Command.PING, new_rid(), second.node_id, padding=16)
+        await peer.request(first.address, hijack)
+        # The ping back goes to the raw peer, which stays silent: nothing changes.
+        assert first.routing_table.address_of(second.node_id) == second.address

@@ -74,6 +74,9 @@ async def test_refresh_drops_dead_contacts() -> None:
     async with create_testnet(4, **FAST) as testnet:
         watcher = testnet.nodes[1]
         victim = testnet.nodes[3]
+        # The victim's first requests only got it pinged back (its address unproven), so
+        # walk once: every node answers, and answering is what puts a node in the table.
+        await watcher.refresh()
         assert watcher.routing_table.contains(victim.node_id)
         await testnet.remove_node(victim)
         await watcher.refresh()
