@@ -16,10 +16,13 @@ Liveness, both directions:
   seconds: 20 s by default, four missed keep-alives of a peer on the 5 s default. It is
   measured while receiving; a connection nobody reads is not timed out (its peer's data
   would just wait in the kernel).
-* Cost. Without a ``run_keepalive()`` task, ``receive()`` keeps these clocks itself with a
-  cancel scope around each socket read. While such a task runs, it keeps them instead (and
-  wakes a waiting ``receive()`` by closing the connection on an idle timeout), and reads go
-  without a scope: measurably less latency per message on asyncio.
+* Cost. Without a ``run_keepalive()`` task, ``receive()`` keeps these clocks itself: on
+  the lean asyncio socket stream (:mod:`p2pswarm._asyncio_stream`, what
+  :func:`~p2pswarm.transport.connect_tcp` and the listeners use on asyncio) with a
+  deadline on the read, elsewhere with a cancel scope around each socket read. While such
+  a task runs, it keeps them instead (and wakes a waiting ``receive()`` by closing the
+  connection on an idle timeout), and reads go without either: measurably less latency
+  per message.
 
 Faults: a protocol violation or an idle timeout is raised once by ``receive()``, after
 everything decoded before it has been returned, and the connection is closed at that
