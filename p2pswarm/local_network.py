@@ -49,7 +49,6 @@ import contextlib
 import errno
 import inspect
 import logging
-import os
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
@@ -62,6 +61,16 @@ from .dht import DHTNode
 from .discovery_backend import DiscoveryBackend
 from .errors import DHTError
 from .keys import KeyPair
+from .network_config import (
+    BOOTSTRAP_ENV,
+    DEFAULT_LOCAL_PORT,
+    FALLBACK_PORTS,
+    PORT_ENV,
+    bootstrap_from_env,
+    check_port,
+    local_port_from_env,
+    parse_bootstrap,
+)
 from .peer_record import PeerAddress, PeerRecord
 
 __all__ = (
@@ -87,79 +96,15 @@ Address = tuple[str, int]
 ChangeCallback = Callable[[], Awaitable[None] | None]
 
 LOCAL_HOST: Final = "127.0.0.1"
-#: Hyperswarm's default DHT port, on loopback only.
-DEFAULT_LOCAL_PORT: Final = 49737
-PORT_ENV: Final = "P2PSWARM_LOCAL_PORT"
-BOOTSTRAP_ENV: Final = "P2PSWARM_BOOTSTRAP"
-#: The local network lives on the first usable port of ``port .. port + FALLBACK_PORTS - 1``.
-FALLBACK_PORTS: Final = 8
 #: Seconds between two checks of the bootstrap by a member.
 CHECK_INTERVAL: Final = 0.5
+#: Unanswered checks (each a full probe budget) before a bound but silent bootstrap is
+#: given up on and the range is searched again.
+MAX_MISSES: Final = 3
 #: Probe timing: a silent port is declared foreign after about 1.2 s (0.1+0.2+0.4+0.5).
 PROBE_TIMEOUT: Final = 0.5
 PROBE_FIRST_RETRANSMIT: Final = 0.1
 PROBE_RETRIES: Final = 3
-#: A bootstrap list from the environment or the command line holds at most this many entries.
-MAX_BOOTSTRAP_ENTRIES: Final = 64
-
-
-# -- configuration ------------------------------------------------------------------------------
-
-
-def _check_port(value: int, what: str) -> int:
-    if not 1 <= value <= 0xFFFF - FALLBACK_PORTS + 1:
-        raise ValueError(f"{what} must be 1..{0xFFFF - FALLBACK_PORTS + 1}, got {value}")
-    return value
-
-
-def local_port_from_env() -> int:
-    """The local network's base port: ``P2PSWARM_LOCAL_PORT`` if set, else 49737."""
-    text = os.environ.get(PORT_ENV, "").strip()
-    if not text:
-        return DEFAULT_LOCAL_PORT
-    try:
-        return _check_port(int(text, 10), PORT_ENV)
-    except ValueError as exc:
-        raise ValueError(f"{PORT_ENV}={text!r} is not a port number: {exc}") from None
-
-
-def parse_bootstrap(text: str) -> list[Address]:
-    """Parse ``host:port,host:port`` (IPv6 as ``[::1]:port``) into a bootstrap list.
-
-    Raises ValueError with a message naming the bad entry; an empty string is an error too,
-    because "no bootstrap" is spelled by leaving the option out.
-    """
-    entries = [part.strip() for part in text.split(",") if part.strip()]
-    if not entries:
-        raise ValueError("bootstrap list is empty (expected host:port[,host:port...])")
-    if len(entries) > MAX_BOOTSTRAP_ENTRIES:
-        raise ValueError(f"at most {MAX_BOOTSTRAP_ENTRIES} bootstrap nodes")
-    result: list[Address] = []
-    for entry in entries:
-        if entry.startswith("["):
-            host, sep, rest = entry[1:].partition("]")
-            if not sep or not rest.startswith(":"):
-                raise ValueError(f"bad bootstrap address {entry!r} (expected [ipv6]:port)")
-            port_text = rest[1:]
-        else:
-            host, sep, port_text = entry.rpartition(":")
-            if not sep or ":" in host:
-                raise ValueError(f"bad bootstrap address {entry!r} (expected host:port)")
-        if not host or not port_text.isdigit() or not 1 <= int(port_text) <= 0xFFFF:
-            raise ValueError(f"bad bootstrap address {entry!r} (expected host:port)")
-        result.append((host, int(port_text)))
-    return result
-
-
-def bootstrap_from_env() -> list[Address] | None:
-    """The bootstrap list in ``P2PSWARM_BOOTSTRAP``, or None when it is unset or empty."""
-    text = os.environ.get(BOOTSTRAP_ENV, "").strip()
-    if not text:
-        return None
-    try:
-        return parse_bootstrap(text)
-    except ValueError as exc:
-        raise ValueError(f"{BOOTSTRAP_ENV}: {exc}") from None
 
 
 # -- probing a port -----------------------------------------------------------------------------
@@ -254,7 +199,7 @@ class LocalNetwork:
         check_interval: float = CHECK_INTERVAL,
         fallback_ports: int = FALLBACK_PORTS,
     ) -> None:
-        base = local_port_from_env() if port is None else _check_port(int(port), "port")
+        base = local_port_from_env() if port is None else check_port(int(port), "port")
         if check_interval <= 0:
             raise ValueError("check_interval must be positive")
         if not 1 <= fallback_ports <= FALLBACK_PORTS:
@@ -270,6 +215,7 @@ class LocalNetwork:
         self._callbacks: list[Callable[[], Awaitable[None]]] = []
         self._changed = anyio.Event()
         self._warned: set[int] = set()
+        self._misses = 0
         #: How many times the bootstrap changed (takeovers seen) since we joined.
         self.generation = 0
 
@@ -454,10 +400,17 @@ class LocalNetwork:
             return
         node_id = await _ping_id(self._probe, port) if self._probe is not None else None
         if node_id is not None:
+            self._misses = 0
             if node_id != self._bootstrap_id:
                 logger.info("the local bootstrap was taken over by another process")
                 self._bootstrap_id = node_id
             return
+        # Its port is still bound but nothing answers: a busy machine can stall the
+        # bootstrap's process for a moment, so only give up on it after a few checks.
+        self._misses += 1
+        if self._misses < MAX_MISSES:
+            return
+        self._misses = 0
         logger.info("the local bootstrap on %s:%d stopped answering", LOCAL_HOST, port)
         await self._settle()
 
