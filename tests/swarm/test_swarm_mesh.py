@@ -88,3 +88,41 @@ async def test_chaos_every_swarm_ends_with_exactly_the_expected_peers() -> None:
         for swarm in swarms:
             assert _remote_keys(swarm) == expected[swarm]
             assert len(swarm.connections) == len(expected[swarm])
+
+
+async def test_everyone_dialling_everyone_never_hands_out_a_duplicate() -> None:
+    """All swarms join at once and then all refresh at once, so every pair dials both ways
+    repeatedly; at every hand-off no other open connection to that peer may exist."""
+    t = topic("refresh-storm")
+    async with swarm_net(8, nodes=5, watch=False) as (swarms, watch, _):
+        violations: list[str] = []
+        handed: dict[Swarm, list[bytes]] = {s: [] for s in swarms}
+
+        for swarm in swarms:
+
+            def check(conn: Connection, info: object, swarm: Swarm = swarm) -> None:
+                others = [
+                    c
+                    for c in swarm.connections
+                    if c is not conn and c.remote_public_key == conn.remote_public_key
+                ]
+                if others:
+                    violations.append(f"{swarm!r} got a second connection to one peer")
+                handed[swarm].append(conn.remote_public_key)
+
+            swarm.on_connection(check)
+            swarm.on_update(watch.notify)
+        sessions = [s.join(t) for s in swarms]
+        for session in sessions:
+            await session.flushed()
+        async with anyio.create_task_group() as tg:
+            for session in sessions:
+                tg.start_soon(session.refresh)
+        for swarm in swarms:
+            await swarm.flush()
+        await watch.wait(lambda: all(len(s.connections) == 7 for s in swarms))
+        for swarm in swarms:
+            await swarm.flush()
+        assert violations == []
+        for swarm in swarms:
+            assert len(handed[swarm]) == len(set(handed[swarm])) == 7
