@@ -110,6 +110,8 @@ class PeerPool(Generic[C]):
 
     def _banned(self, peer: PeerInfo, banned: bool) -> None:
         if not banned:
+            if peer.explicit and self.accepting and peer.public_key not in self.slots:
+                self.queue.push(peer)  # kept by join_peer: dial it again now
             self.forget_maybe(peer)
             return
         self.stats.banned_peers += 1
@@ -138,7 +140,10 @@ class PeerPool(Generic[C]):
             if peer.waiting:
                 self.retry.discard(peer)
                 peer.waiting = False
-        if not peer.waiting and self.accepting:
+        if not self.accepting:  # suspended: resume() rediscovers everything
+            self.forget_maybe(peer)
+            return False
+        if not peer.waiting:
             self.queue.push(peer)
         return True
 
@@ -152,7 +157,7 @@ class PeerPool(Generic[C]):
         if peer.queued:
             self.queue.remove(peer)  # move it to the explicit lane
             self.queue.push(peer)
-        elif key not in self.slots and not peer.waiting:
+        elif key not in self.slots and not peer.waiting and not peer.banned:
             peer._reset()
             if self.accepting:
                 self.queue.push(peer)
