@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import math
 import socket
+import weakref
 from collections import deque
 from typing import Final, cast
 
@@ -53,6 +54,8 @@ __all__ = (
     "wrap_socket",
 )
 
+#: The most one socket read takes in (asyncio's own transports read 256 KiB at a time).
+_READ_SIZE: Final = 256 * 1024
 #: Bytes read ahead of the application before reading pauses.
 DEFAULT_READ_HIGH_WATER: Final = 1024 * 1024
 #: Calls in a row that may complete without suspending before one yields to the loop:
@@ -69,10 +72,34 @@ def running_on_asyncio() -> bool:
         return False
 
 
-class _Protocol(asyncio.Protocol):
+def _read_buffer(loop: asyncio.AbstractEventLoop) -> memoryview:
+    """The loop's one scratch buffer that every stream's socket reads land in.
+
+    The transport calls ``get_buffer``, reads into it and calls ``buffer_updated`` in one
+    go, and the bytes are copied out there, so one buffer serves all streams on a loop.
+    Reading into it instead of letting the transport allocate 256 KiB per read (and shrink
+    it) matters: glibc serves such sizes with ``mmap`` until a large block is ``free``d, and
+    a shrunken one never is, so a process that only ever exchanged small messages paid an
+    mmap, page faults and a munmap per read (measured: 37 against 64 us per round trip,
+    depending only on what the process had allocated before).
+    """
+    view = _READ_BUFFERS.get(loop)
+    if view is None:
+        view = _READ_BUFFERS[loop] = memoryview(bytearray(_READ_SIZE))
+    return view
+
+
+#: Scratch read buffers by event loop (see :func:`_read_buffer`).
+_READ_BUFFERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, memoryview] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class _Protocol(asyncio.BufferedProtocol):
     """Buffers what the transport reads and wakes the one waiting reader or writer."""
 
     def __init__(self, read_high_water: int) -> None:
+        self.read_buffer = _read_buffer(asyncio.get_running_loop())
         self.transport: asyncio.Transport | None = None
         self.chunks: deque[bytes] = deque()
         #: Bytes in ``chunks`` not yet returned (the first chunk may be partly taken).
@@ -90,6 +117,12 @@ class _Protocol(asyncio.Protocol):
         # A selector loop's transport, or uvloop's (not registered as asyncio.Transport).
         self.transport = cast(asyncio.Transport, transport)
         self.transport.set_write_buffer_limits(0)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.read_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self.read_buffer[:nbytes].tobytes())
 
     def data_received(self, data: bytes) -> None:
         self.chunks.append(data)
