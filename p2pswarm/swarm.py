@@ -435,9 +435,10 @@ class Swarm:
     async def network_changed(self) -> None:
         """Tell the swarm the network changed (new Wi-Fi, wake from sleep): a keep-alive
         goes out on every connection, so dead ones surface quickly, and every topic is
-        rediscovered."""
+        rediscovered. The keep-alives go out in their own tasks: a dead peer's full
+        socket buffer must not hold this call up."""
         for conn in list(self.connections):
-            await send_probe(conn)
+            self._spawn(partial(send_probe, conn))
         for discovery in self._discoveries.values():
             discovery.request_refresh()
 
