@@ -605,6 +605,15 @@ async def open_default_backend(
     ``P2PSWARM_BOOTSTRAP`` set: an ephemeral DHT node on ``host`` bootstrapped from it (a
     real network by configuration alone). Otherwise the embedded local network, loopback
     only whatever ``host`` says; its DHT node takes ``port`` when free.
+
+    The swarm plugs in here and, so that a takeover refreshes its topics, registers its
+    ``network_changed`` on a backend that offers the hook::
+
+        if dht is None and bootstrap is None:
+            backend = await open_default_backend(stack, host=host, port=port)
+        ...
+        if isinstance(backend, LocalDiscovery):
+            backend.on_network_change(swarm.network_changed)
     """
     bootstrap = bootstrap_from_env()
     if bootstrap is not None:

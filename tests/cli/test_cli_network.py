@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import socket
 import subprocess
 from pathlib import Path
@@ -251,3 +252,7 @@ async def test_a_private_network_through_dht_node(cli: Runner) -> None:
     b_id = await _short_id(b)
     await a.wait_for(rf"\* {b_id} joined")
     await a.wait_for(rf"on the DHT at 127\.0\.0\.1:{port}")
+    status = await cli.run("status", "private", "--bootstrap", bootstrap)
+    assert status.process.returncode == 0, status.err
+    assert re.search(rf"127\.0\.0\.1:{port}: answers in [\d.]+ ms", status.err)
+    assert re.search(r"topic 'private' \([0-9a-f]{16}…\): 2 peer\(s\)", status.err)
