@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument(
         "--overwrite", action="store_true", help="replace an existing file with a different one"
     )
+    command.add_argument(
+        "--max-size", type=int, metavar="BYTES", help="refuse files larger than this"
+    )
 
     command = add(
         "dht-node",

@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import hashlib
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Final
@@ -232,7 +233,9 @@ async def receive(args: argparse.Namespace, out: Output) -> int:
             peer = conn.remote_public_key
             out.event("peer", f"* {short_id(peer)} connected", peer=peer.hex())
             try:
-                received = await _receive_over(conn, out_dir, args.overwrite, locks, out)
+                received = await _receive_over(
+                    conn, out_dir, args.overwrite, locks, out, args.max_size
+                )
             except _GONE:
                 out.event("interrupted", f"* {short_id(peer)} dropped; keeping the partial file")
                 return
@@ -255,6 +258,16 @@ async def receive(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
+async def _refusal(out_dir: Path, offer: Offer, offset: int, max_size: int | None) -> str | None:
+    """Why an offer cannot be taken (too large, no room), or None."""
+    if max_size is not None and offer.size > max_size:
+        return f"{offer.size} bytes is more than the {max_size} this receiver accepts"
+    free = (await anyio.to_thread.run_sync(shutil.disk_usage, out_dir)).free
+    if offer.size - offset > free:
+        return f"not enough disk space ({offer.size - offset} bytes needed, {free} free)"
+    return None
+
+
 def _part_path(out_dir: Path, offer: Offer) -> Path:
     return out_dir / f".{offer.name}.{offer.digest.hex()[:16]}.part"
 
@@ -265,6 +278,7 @@ async def _receive_over(
     overwrite: bool,
     locks: dict[str, anyio.Lock],
     out: Output,
+    max_size: int | None = None,
 ) -> bool:
     """One exchange; True when a file was completed and verified."""
     decoder, queue = FrameDecoder(), list[Message]()
@@ -290,6 +304,11 @@ async def _receive_over(
         offset = (await part.stat()).st_size if await part.exists() else 0
         if offset > offer.size:
             offset = 0
+        refusal = await _refusal(out_dir, offer, offset, max_size)
+        if refusal is not None:
+            await conn.send(encode(Reject(refusal)))
+            out.warning(f"refused {offer.name}: {refusal}")
+            return False
         if not await part.exists():
             await part.touch()
         async with await anyio.open_file(part, "r+b") as file:

@@ -175,6 +175,18 @@ async def test_receive_refuses_to_replace_a_different_file(cli: Runner, tmp_path
     assert (inbox / "a.txt").read_bytes() == b"old content"
 
 
+async def test_receive_refuses_a_file_over_its_size_limit(cli: Runner, tmp_path: Path) -> None:
+    (tmp_path / "big.bin").write_bytes(b"x" * 5000)
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    receiver = await cli.start("receive", "--out-dir", str(inbox), "--max-size", "4096")
+    public = (await receiver.wait_for(r"--peer ([0-9a-f]{64})"))[1]
+    sender = await cli.run("send", str(tmp_path / "big.bin"), "--peer", public)
+    assert sender.process.returncode == 1
+    assert "more than the 4096 this receiver accepts" in sender.err
+    assert list(inbox.iterdir()) == []
+
+
 # -- status, networks -----------------------------------------------------------------------
 
 
