@@ -91,6 +91,10 @@ class _Progress:
             f"{rate:.1f} MiB/s"
         )
 
+    def finish(self) -> None:
+        """End the bar's line (on a terminal)."""
+        self._out.end_progress()
+
 
 async def _next_message(conn: Connection, decoder: FrameDecoder, queue: list[Message]) -> Message:
     while not queue:
@@ -199,16 +203,12 @@ async def _send_over(
                 raise anyio.ClosedResourceError
     progress.update(offset, force=True)
     done = await _next_message(conn, decoder, queue)
-    progress_done(out)
+    progress.finish()
     if not isinstance(done, Done):
         raise RemoteProtocolError(f"expected DONE, got {type(done).__name__}")
     if done.status is DoneStatus.OK:
         return EXIT_OK, f"sent {offer.name} ({offer.size} bytes), verified by the receiver"
     return EXIT_ERROR, f"the receiver could not verify {offer.name}: {done.reason}"
-
-
-def progress_done(out: Output) -> None:
-    out.end_progress()
 
 
 # -- receiving --------------------------------------------------------------------------------
@@ -337,7 +337,7 @@ async def _write_data(
         await file.flush()  # what reached the OS survives our process being killed
         progress.update(state.offset)
     progress.update(state.offset, force=True)
-    progress_done(progress._out)
+    progress.finish()
 
 
 async def _verify(conn: Connection, part: Path, final: Path, offer: Offer, out: Output) -> bool:
