@@ -10,7 +10,9 @@ that lives inside the p2pswarm processes of this machine, on loopback only:
 * Members check the bootstrap every :data:`CHECK_INTERVAL` seconds: first by trying to bind
   its port (on loopback a successful bind proves nobody holds it any more), then by a
   bounded DHT ping (which also tells whether another member has taken over, because the
-  new node answers with a new id). When the bootstrap's process exits, every member tries
+  new node answers with a new id). A bootstrap whose port stays bound but which stops
+  answering is given a few checks (:data:`MAX_MISSES`) before the range is searched again,
+  so a briefly stalled process does not split the network. When the bootstrap's process exits, every member tries
   to bind the port; the kernel lets exactly one win, and that one serves the new bootstrap
   node. The others see the port taken again, ping it, and re-bootstrap. Connections are
   TCP streams between the swarms themselves, so none of this touches them.
