@@ -130,9 +130,15 @@ class Runner:
         script: Path | None = None,
         cwd: Path | None = None,
         env: dict[str, str] | None = None,
+        argv0: Path | None = None,
     ) -> Proc:
-        """``python -m p2pswarm ARGS`` (or ``python SCRIPT ARGS``) with pipes."""
-        prefix = [sys.executable, str(script)] if script else [sys.executable, "-m", "p2pswarm"]
+        """``python -m p2pswarm ARGS``, ``python SCRIPT ARGS`` or ``ARGV0 ARGS``, with pipes."""
+        if argv0 is not None:
+            prefix = [str(argv0)]
+        elif script is not None:
+            prefix = [sys.executable, str(script)]
+        else:
+            prefix = [sys.executable, "-m", "p2pswarm"]
         argv = [*prefix, *args]
         process = await anyio.open_process(
             argv,

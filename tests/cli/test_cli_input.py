@@ -9,6 +9,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,25 @@ async def test_stdin_closed_at_once_leaves_chat_cleanly(cli: Runner) -> None:
     assert proc.process.returncode == 0
     assert "leaving the chat" in proc.err
     assert "Traceback" not in proc.err
+
+
+async def test_help_for_every_command(cli: Runner) -> None:
+    top = await cli.run("--help")
+    assert top.process.returncode == 0
+    for command in ("keygen", "join", "chat", "send", "receive", "dht-node", "status"):
+        assert command in top.out
+        sub = await cli.run(command, "--help")
+        assert sub.process.returncode == 0 and "--json" in sub.out and "--key" in sub.out
+    missing = await cli.run()
+    assert missing.process.returncode == 2
+
+
+async def test_console_script_is_installed(cli: Runner, tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "p2pswarm"
+    if not script.exists():
+        pytest.skip("the p2pswarm console script is not installed in this environment")
+    proc = await cli.start(
+        "keygen", "--out", str(tmp_path / "k"), stdin=subprocess.DEVNULL, argv0=script
+    )
+    assert await proc.wait_exit() == 0
+    assert KeyPair.load(tmp_path / "k").public_key.hex() == proc.out.strip()
