@@ -1,7 +1,7 @@
 """How a swarm gets its discovery backend, and how it makes itself findable by key.
 
-One place decides what ``Swarm(bootstrap=None, dht=None)`` means, so the zero-config
-local network can replace the error below without touching the swarm.
+One place decides what ``Swarm(bootstrap=None, dht=None)`` means: the embedded zero-config
+local network (:mod:`p2pswarm.local_network`), or a DHT named by ``P2PSWARM_BOOTSTRAP``.
 """
 
 from __future__ import annotations
@@ -26,14 +26,11 @@ logger = logging.getLogger("p2pswarm.swarm")
 
 
 def check_discovery_options(bootstrap: Sequence[tuple[str, int]] | None, dht: object) -> None:
-    """Raise a clear error for a swarm that has no way to discover peers."""
-    if dht is None and bootstrap is None:
-        raise ValueError(
-            "Swarm needs a discovery backend: pass bootstrap=[(host, port), ...] "
-            "(for example testnet.bootstrap) or dht=<DiscoveryBackend>"
-        )
+    """Raise a clear error for discovery options that cannot work."""
     if dht is not None and not isinstance(dht, DiscoveryBackend):
         raise TypeError("dht must implement p2pswarm.discovery_backend.DiscoveryBackend")
+    if bootstrap is not None and (isinstance(bootstrap, str | bytes) or dht is not None):
+        raise TypeError("bootstrap must be a list of (host, port), and not given with dht")
 
 
 async def open_backend(
@@ -43,10 +40,16 @@ async def open_backend(
     host: str,
     port: int,
 ) -> DiscoveryBackend:
-    """The backend to use: ``dht`` as given (the caller closes it), or an ephemeral DHT
-    node on ``host`` that the swarm owns (closed with ``stack``), on ``port`` when free."""
+    """The backend to use: ``dht`` as given (the caller closes it); with no ``bootstrap``
+    the default network (the embedded local one); else an ephemeral DHT node on ``host``
+    bootstrapped from ``bootstrap``. Those two are the swarm's (closed with ``stack``) and
+    take ``port`` when free."""
     if dht is not None:
         return dht
+    if bootstrap is None:
+        from .local_network import open_default_backend
+
+        return await open_default_backend(stack, host=host, port=port)
     from .dht import DHTNode
 
     try:

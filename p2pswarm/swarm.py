@@ -43,6 +43,7 @@ from .discovery import PeerDiscovery, TopicDiscovery, _check_limit
 from .discovery_backend import DiscoveryBackend
 from .errors import DialError, P2PSwarmError, PeerBannedError, PeerNotFoundError, SwarmClosedError
 from .keys import KeyPair, check_public_key, check_topic
+from .local_network import LocalDiscovery
 from .peer_info import PeerInfo
 from .peer_record import PeerRecord
 from .transport import DEFAULT_HANDSHAKE_TIMEOUT, Dialer, TCPDialer, accept_handshake
@@ -64,7 +65,8 @@ class Swarm:
     connection, unannounces every topic and stops every task.
 
     Options (times in seconds): ``key_pair`` or ``seed`` (identity; random by default),
-    ``bootstrap`` (DHT nodes as ``(host, port)``) or ``dht`` (a ready
+    ``bootstrap`` (DHT nodes as ``(host, port)``; default: the embedded local network of
+    :mod:`p2pswarm.local_network`, or ``P2PSWARM_BOOTSTRAP``) or ``dht`` (a ready
     :class:`~p2pswarm.discovery_backend.DiscoveryBackend`, not closed by the swarm),
     ``max_peers``, ``max_parallel``, ``max_client_connections``, ``max_server_connections``
     (see :class:`~p2pswarm._policy.Limits`), ``firewall(public_key, (host, port)) -> bool``
@@ -182,6 +184,9 @@ class Swarm:
                 self._dht = await _backend.open_backend(
                     stack, self._bootstrap, self._dht_option, self._host, self._port
                 )
+                if isinstance(self._dht, LocalDiscovery):
+                    # A takeover of the local network empties it: refresh every topic.
+                    self._dht.on_network_change(self.network_changed)
                 async with anyio.create_task_group() as tg:
                     self._tg = tg
                     task_status.started()

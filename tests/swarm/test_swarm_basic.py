@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from functools import partial
 
 import pytest
@@ -10,9 +11,10 @@ from p2pswarm import KeyPair, topic
 from p2pswarm.connection import Connection
 from p2pswarm.dht import DHTNode
 from p2pswarm.errors import SwarmClosedError
+from p2pswarm.local_network import LocalDiscovery
 from p2pswarm.peer_info import PeerInfo
 from p2pswarm.swarm import Swarm
-from p2pswarm.testing import create_testnet
+from p2pswarm.testing import create_testnet, wait_until
 
 from .helpers import swarm_net
 
@@ -196,8 +198,10 @@ async def test_port_option_and_dht_on_the_same_port() -> None:
 
 
 async def test_bad_arguments_are_refused_clearly() -> None:
-    with pytest.raises(ValueError, match="bootstrap"):
-        Swarm()
+    with pytest.raises(TypeError, match="DiscoveryBackend"):
+        Swarm(dht=object())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="bootstrap"):
+        Swarm(bootstrap="127.0.0.1:49737")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="4 numbers"):
         Swarm(bootstrap=[], backoffs=(1.0,))
     with pytest.raises(TypeError, match="max_peers"):
@@ -254,3 +258,19 @@ async def test_sync_handler_only_observes_and_the_connection_stays_open() -> Non
         assert not conn.closed and conn in server.connections
         await conn.send(b"still open")
         await watch.wait(lambda: watch.received[watch.last(client)[0]] == b"still open")
+
+
+async def test_no_bootstrap_means_the_embedded_local_network(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        free_port = probe.getsockname()[1]
+    monkeypatch.setenv("P2PSWARM_LOCAL_PORT", str(free_port))  # a private local network
+    monkeypatch.delenv("P2PSWARM_BOOTSTRAP", raising=False)
+    t = topic("embedded-network")
+    async with Swarm() as a, Swarm() as b:
+        assert isinstance(a.dht, LocalDiscovery)
+        a.join(t)
+        b.join(t)
+        await wait_until(lambda: len(a.connections) == 1 and len(b.connections) == 1, a, b)
