@@ -465,8 +465,10 @@ class LocalDiscovery:
 
     def on_network_change(self, callback: ChangeCallback) -> ChangeCallback:
         """Register ``callback()`` (sync or async), called after each takeover once our
-        records are re-announced. Usable as a decorator."""
-        self._callbacks.append(callback)
+        records are re-announced. Usable as a decorator. Registering the same callback
+        twice (a swarm and its owner both hooking ``swarm.network_changed``) calls it once."""
+        if callback not in self._callbacks:
+            self._callbacks.append(callback)
         return callback
 
     async def __aenter__(self) -> LocalDiscovery:
