@@ -12,10 +12,11 @@ that lives inside the p2pswarm processes of this machine, on loopback only:
   bounded DHT ping (which also tells whether another member has taken over, because the
   new node answers with a new id). A bootstrap whose port stays bound but which stops
   answering is given a few checks (:data:`MAX_MISSES`) before the range is searched again,
-  so a briefly stalled process does not split the network. When the bootstrap's process exits, every member tries
-  to bind the port; the kernel lets exactly one win, and that one serves the new bootstrap
-  node. The others see the port taken again, ping it, and re-bootstrap. Connections are
-  TCP streams between the swarms themselves, so none of this touches them.
+  so a briefly stalled process does not split the network. When the bootstrap's process
+  exits, every member tries to bind the port; the kernel lets exactly one win, and that
+  one serves the new bootstrap node. The others see the port taken again, ping it, and
+  re-bootstrap. Connections are TCP streams between the swarms themselves, so none of
+  this touches them.
 * A takeover is a *network change*: the new bootstrap starts empty, so every member
   re-announces what it had announced (:class:`LocalDiscovery` does that by itself) and
   tells the registered callbacks (``on_network_change``), which is where a swarm hooks
