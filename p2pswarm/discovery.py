@@ -40,6 +40,7 @@ from .peer_record import PeerRecord
 
 __all__ = (
     "DELAY_GRACE_PERIOD",
+    "FAILED_ROUND_RETRY",
     "REFRESH_INTERVAL",
     "REFRESH_JITTER",
     "PeerDiscovery",
@@ -55,6 +56,10 @@ REFRESH_INTERVAL: Final = 600.0
 REFRESH_JITTER: Final = 120.0
 #: A timer that fires this much later than asked means the machine slept.
 DELAY_GRACE_PERIOD: Final = 30.0
+#: After a failed round (the DHT unreachable, not yet bootstrapped, or just taken over), the
+#: next one comes after this many seconds, doubling per failure up to the refresh interval:
+#: Hyperswarm waits the full 10 minutes, leaving a swarm that started offline unfindable.
+FAILED_ROUND_RETRY: Final = 1.0
 #: Bound on the unannounce sent when a topic is left, so leaving never hangs.
 UNANNOUNCE_TIMEOUT: Final = 5.0
 
@@ -62,7 +67,7 @@ UNANNOUNCE_TIMEOUT: Final = 5.0
 class RefreshSchedule:
     """When the next round is due (pure: the caller passes the time in)."""
 
-    __slots__ = ("_rng", "deadline", "grace", "interval", "jitter")
+    __slots__ = ("_failures", "_rng", "deadline", "grace", "interval", "jitter")
 
     def __init__(
         self,
@@ -75,11 +80,19 @@ class RefreshSchedule:
         self.jitter = jitter
         self.grace = grace
         self._rng = rng or random.Random()
+        self._failures = 0
         self.deadline = math.inf
 
-    def round_finished(self, now: float) -> float:
-        """A round just ended: the next is due one interval (plus jitter) from now."""
-        self.deadline = now + self.interval + self._rng.uniform(0, self.jitter)
+    def round_finished(self, now: float, ok: bool = True) -> float:
+        """A round just ended: the next is due one interval (plus jitter) from now, or, after
+        a failure, soon (1 s, 2 s, 4 s, ... plus up to 50 % jitter, capped at the interval)."""
+        if ok:
+            self._failures = 0
+            self.deadline = now + self.interval + self._rng.uniform(0, self.jitter)
+        else:
+            delay = min(FAILED_ROUND_RETRY * 2.0**self._failures, self.interval)
+            self._failures += 1
+            self.deadline = now + delay * (1 + self._rng.uniform(0, 0.5))
         return self.deadline
 
     def timer_fired(self, now: float) -> bool:
@@ -276,7 +289,8 @@ class TopicDiscovery:
                 round_.ok = ok and not round_.scope.cancelled_caught
                 self._current = None
                 round_.done.set()
-                self._schedule.round_finished(anyio.current_time())
+                if not round_.scope.cancelled_caught:
+                    self._schedule.round_finished(anyio.current_time(), round_.ok)
 
     async def _run_round(self, round_: _Round) -> bool:
         client, server = self._mode()

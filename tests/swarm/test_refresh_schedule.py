@@ -5,7 +5,13 @@ from __future__ import annotations
 import math
 import random
 
-from p2pswarm.discovery import DELAY_GRACE_PERIOD, REFRESH_INTERVAL, REFRESH_JITTER, RefreshSchedule
+from p2pswarm.discovery import (
+    DELAY_GRACE_PERIOD,
+    FAILED_ROUND_RETRY,
+    REFRESH_INTERVAL,
+    REFRESH_JITTER,
+    RefreshSchedule,
+)
 
 
 def test_constants_match_hyperswarm() -> None:
@@ -44,3 +50,20 @@ def test_cancel_disarms() -> None:
     schedule.round_finished(0.0)
     schedule.cancel()
     assert schedule.deadline == math.inf
+
+
+def test_failed_rounds_retry_soon_with_doubling_delays_capped_at_the_interval() -> None:
+    schedule = RefreshSchedule(interval=600, jitter=0, rng=random.Random(2))
+    now = 0.0
+    delays = []
+    for _ in range(12):
+        deadline = schedule.round_finished(now, ok=False)
+        delays.append(deadline - now)
+        now = deadline
+    for i, delay in enumerate(delays):
+        base = min(FAILED_ROUND_RETRY * 2**i, 600)
+        assert base <= delay <= base * 1.5
+    assert delays[-1] >= 600
+    # One success goes back to the normal interval, and the next failure starts over.
+    assert schedule.round_finished(now, ok=True) == now + 600
+    assert schedule.round_finished(now, ok=False) - now <= FAILED_ROUND_RETRY * 1.5
