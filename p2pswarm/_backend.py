@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import anyio
 
-from .discovery import REFRESH_INTERVAL, REFRESH_JITTER
+from .discovery import FAILED_ROUND_RETRY, REFRESH_INTERVAL, REFRESH_JITTER
 from .discovery_backend import DiscoveryBackend
 from .errors import DHTError
 from .keys import KeyPair
@@ -98,15 +98,21 @@ class SelfAnnouncer:
 
     async def _run(self) -> None:
         rng = random.Random()
+        failures = 0
         while True:
             try:
                 await self._announce()
                 self._error = None
+                failures = 0
+                delay = REFRESH_INTERVAL + rng.uniform(0, REFRESH_JITTER)
             except Exception as exc:
                 self._error = exc
                 logger.debug("announcing our key failed: %r", exc)
+                # Soon again, as a failed discovery round: 1 s, 2 s, 4 s, ... up to 10 min.
+                delay = min(FAILED_ROUND_RETRY * 2.0**failures, REFRESH_INTERVAL)
+                failures += 1
             self._first.set()
-            await anyio.sleep(REFRESH_INTERVAL + rng.uniform(0, REFRESH_JITTER))
+            await anyio.sleep(delay)
 
     async def ensure(
         self, spawn: Callable[[Callable[[], Coroutine[Any, Any, object]]], object]
