@@ -35,11 +35,12 @@ they keep anyio's streams.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import math
 import socket
 import weakref
 from collections import deque
-from typing import Final, cast
+from typing import Any, Final, cast
 
 import anyio
 import anyio.lowlevel
@@ -371,7 +372,9 @@ async def connect(
     :raises OSError: no address could be connected (the last error, or a resolution error)
     """
     loop = asyncio.get_running_loop()
-    infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    infos = _literal_address(host, port)
+    if infos is None:  # a name: resolve it (in a worker thread)
+        infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     error: OSError | None = None
     for family, kind, proto, _, address in infos:
         sock = socket.socket(family, kind, proto)
@@ -390,6 +393,20 @@ async def connect(
             sock.close()
             raise
     raise error if error is not None else OSError(f"no address found for {host}:{port}")
+
+
+def _literal_address(
+    host: str, port: int
+) -> list[tuple[socket.AddressFamily, socket.SocketKind, int, str, tuple[Any, ...]]] | None:
+    """getaddrinfo's answer for an IP address literal, without its trip to a worker thread
+    (as ``anyio.connect_tcp`` skips it too); None for a name."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if address.version == 6:
+        return [(socket.AF_INET6, socket.SOCK_STREAM, 0, "", (host, port, 0, 0))]
+    return [(socket.AF_INET, socket.SOCK_STREAM, 0, "", (host, port))]
 
 
 class AsyncioSocketListener(SocketListener):

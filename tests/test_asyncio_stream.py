@@ -427,3 +427,41 @@ async def test_a_writer_the_kernel_keeps_up_with_lets_other_tasks_run(
         assert ticks[0] - before >= 200 // (_asyncio_stream._FAIR_STREAK + 1)
         group.cancel_scope.cancel()
     assert await _receive_exactly(server, 1000) == b"small" * 200
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("listen_on", "dial"),
+    [("127.0.0.1", "localhost"), ("::1", "::1")],
+    ids=["name-resolved", "ipv6-literal"],
+)
+async def test_connect_by_name_and_by_ipv6_literal(listen_on: str, dial: str) -> None:
+    if ":" in listen_on and not _has_ipv6_loopback():
+        pytest.skip("no IPv6 loopback here")
+    listener = await create_socket_listener(local_host=listen_on)
+    port = listener.extra(SocketAttribute.local_port)
+    async with listener:
+        inner = listener.listeners[0]
+        assert isinstance(inner, AsyncioSocketListener)
+        async with anyio.create_task_group() as group:
+            accepted: list[AsyncioSocketStream] = []
+
+            async def accept() -> None:
+                accepted.append(await inner.accept())
+
+            group.start_soon(accept)
+            stream = await _asyncio_stream.connect(dial, port)
+        async with stream, accepted[0]:
+            await stream.send(b"over " + listen_on.encode())
+            assert await _receive_exactly(accepted[0], 5 + len(listen_on)) == (
+                b"over " + listen_on.encode()
+            )
+            assert stream.extra(SocketAttribute.remote_port) == port
