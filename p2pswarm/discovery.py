@@ -60,6 +60,11 @@ DELAY_GRACE_PERIOD: Final = 30.0
 #: next one comes after this many seconds, doubling per failure up to the refresh interval:
 #: Hyperswarm waits the full 10 minutes, leaving a swarm that started offline unfindable.
 FAILED_ROUND_RETRY: Final = 1.0
+#: A DHT node answers a lookup with at most this many records of a topic, a random sample
+#: when it holds more; then a second lookup can find peers the first missed.
+RECORDS_PER_REPLY: Final = 20
+#: Lookups per round on a busy topic (more only while each finds new peers).
+MAX_LOOKUPS_PER_ROUND: Final = 3
 #: Bound on the unannounce sent when a topic is left, so leaving never hangs.
 UNANNOUNCE_TIMEOUT: Final = 5.0
 
@@ -299,16 +304,33 @@ class TopicDiscovery:
         handed = [0]
         limit = self.limit
 
+        seen: set[bytes] = set()
+
+        async def lookup_once() -> int:
+            """One lookup; returns how many keys it found that this round had not seen."""
+            fresh = 0
+            async with host.dht.lookup(self.topic) as results:
+                async for record in results:
+                    if limit is not None and handed[0] >= limit:
+                        break
+                    if record.public_key in seen:
+                        continue
+                    seen.add(record.public_key)
+                    fresh += 1
+                    if record.public_key == host.key_pair.public_key:
+                        continue
+                    if host._handle_peer(record, self.topic):
+                        handed[0] += 1
+            return fresh
+
         async def lookup() -> None:
             try:
-                async with host.dht.lookup(self.topic) as results:
-                    async for record in results:
-                        if limit is not None and handed[0] >= limit:
-                            break
-                        if record.public_key == host.key_pair.public_key:
-                            continue
-                        if host._handle_peer(record, self.topic):
-                            handed[0] += 1
+                for _ in range(MAX_LOOKUPS_PER_ROUND):
+                    fresh = await lookup_once()
+                    # A busy topic: nodes answered with random samples, so another lookup
+                    # can find peers this one missed. Stop once one finds nothing new.
+                    if fresh == 0 or len(seen) < RECORDS_PER_REPLY:
+                        break
             except Exception as exc:
                 failures.append(exc)
                 logger.debug("lookup of %s failed: %r", self.topic.hex()[:16], exc)

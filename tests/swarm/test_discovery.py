@@ -206,3 +206,15 @@ async def test_dht_failure_ends_the_round_false_and_never_raises() -> None:
         await a.dht.aclose()  # every query now fails
         with anyio.fail_after(10):
             assert not await a.join(t).flushed()
+
+
+async def test_busy_topic_is_looked_up_again_to_find_more_than_one_reply_holds() -> None:
+    """A node answers with a random sample of 20 records: with 25 announcers and a single
+    storing node, one lookup sees 20 of them; the round looks up again and finds more."""
+    t = topic("discovery-busy")
+    async with create_testnet(1) as testnet, recorders(testnet, 26) as (client, *servers):
+        with anyio.fail_after(20):
+            for server in servers:
+                assert await server.join(t, client=False).flushed()
+            assert await client.join(t, server=False).flushed()
+        assert len(set(client.found)) == len(client.found) > 20
