@@ -10,6 +10,18 @@ gathers facts, asks it, and does the I/O it asks for.
 Lifetime of a connection: it is handed to every ``on_connection`` handler and closed when
 the last async handler returns (anyio's listener convention), when a handler raises, when
 the dedup rule retires it, or when the swarm closes; see :meth:`Swarm.on_connection`.
+
+Typical use::
+
+    async with Swarm() as swarm:
+        @swarm.on_connection
+        async def chat(conn: Connection, peer: PeerInfo) -> None:
+            await conn.send(b"hello")
+            async for data in conn:          # ends when the peer closes
+                print(peer.public_key.hex()[:8], data)
+
+        await swarm.join(p2pswarm.topic("my-room")).flushed()
+        await anyio.sleep_forever()
 """
 
 from __future__ import annotations
