@@ -52,7 +52,6 @@ import contextlib
 import errno
 import inspect
 import logging
-import socket
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from typing import Any, Final
@@ -60,6 +59,14 @@ from typing import Any, Final
 import anyio
 import anyio.abc
 
+from ._local_probe import (
+    LOCAL_HOST,
+    PortState,
+    ping_id,
+    probe_node,
+    probe_port,
+    udp_port_free,
+)
 from .dht import DHTNode
 from .discovery_backend import DiscoveryBackend
 from .errors import DHTError
@@ -98,89 +105,11 @@ logger = logging.getLogger("p2pswarm.local_network")
 Address = tuple[str, int]
 ChangeCallback = Callable[[], Awaitable[None] | None]
 
-LOCAL_HOST: Final = "127.0.0.1"
 #: Seconds between two checks of the bootstrap by a member.
 CHECK_INTERVAL: Final = 0.5
 #: Unanswered checks (each a full probe budget) before a bound but silent bootstrap is
 #: given up on and the range is searched again.
 MAX_MISSES: Final = 3
-#: Probe timing: a silent port is declared foreign after about 1.2 s (0.1+0.2+0.4+0.5).
-PROBE_TIMEOUT: Final = 0.5
-PROBE_FIRST_RETRANSMIT: Final = 0.1
-PROBE_RETRIES: Final = 3
-
-
-# -- probing a port -----------------------------------------------------------------------------
-
-
-class PortState:
-    """What one port of the local range holds (the result of :func:`probe_port`)."""
-
-    FREE: Final = "free"
-    P2PSWARM: Final = "p2pswarm"
-    FOREIGN: Final = "foreign"
-
-    __slots__ = ("kind", "node_id", "port")
-
-    def __init__(self, port: int, kind: str, node_id: bytes | None = None) -> None:
-        self.port = port
-        self.kind = kind
-        self.node_id = node_id
-
-    def __repr__(self) -> str:
-        node = f" node={self.node_id.hex()[:12]}" if self.node_id else ""
-        return f"<PortState {LOCAL_HOST}:{self.port} {self.kind}{node}>"
-
-
-def _udp_port_free(port: int) -> bool:
-    """True when nobody holds UDP ``127.0.0.1:port``: on loopback the bind is the truth."""
-    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        probe.bind((LOCAL_HOST, port))
-    except OSError:
-        return False
-    finally:
-        probe.close()
-    return True
-
-
-def _probe_node() -> DHTNode:
-    return DHTNode(
-        bootstrap=[],
-        host=LOCAL_HOST,
-        port=0,
-        ephemeral=True,
-        request_timeout=PROBE_TIMEOUT,
-        first_retransmit=PROBE_FIRST_RETRANSMIT,
-        retries=PROBE_RETRIES,
-    )
-
-
-async def _ping_id(probe: DHTNode, port: int) -> bytes | None:
-    """The node id answering on ``port``, or None when nothing answers as a persistent node.
-
-    An ephemeral p2pswarm node (some swarm's own DHT socket that happened to get this port)
-    answers without an id: it cannot serve as a bootstrap, so it counts as foreign too.
-    """
-    try:
-        response = await probe.ping((LOCAL_HOST, port))
-    except DHTError:
-        return None
-    return response.node_id
-
-
-async def probe_port(port: int, probe: DHTNode | None = None) -> PortState:
-    """Say what holds ``127.0.0.1:port`` without taking it (used by ``p2pswarm status``)."""
-    if _udp_port_free(port):
-        return PortState(port, PortState.FREE)
-    if probe is None:
-        async with _probe_node() as own_probe:
-            node_id = await _ping_id(own_probe, port)
-    else:
-        node_id = await _ping_id(probe, port)
-    if node_id is None:
-        return PortState(port, PortState.FOREIGN)
-    return PortState(port, PortState.P2PSWARM, node_id)
 
 
 # -- the local network --------------------------------------------------------------------------
@@ -269,7 +198,7 @@ class LocalNetwork:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         try:
-            self._probe = await self._start_node(_probe_node())
+            self._probe = await self._start_node(probe_node())
             await self._settle()
             self._tg.start_soon(self._watch)
         except BaseException:
@@ -323,7 +252,7 @@ class LocalNetwork:
 
     async def _identify(self, port: int) -> bytes | None:
         assert self._probe is not None
-        node_id = await _ping_id(self._probe, port)
+        node_id = await ping_id(self._probe, port)
         if node_id is None and port not in self._warned:
             self._warned.add(port)
             logger.warning(
@@ -340,7 +269,7 @@ class LocalNetwork:
         Every occupied port is pinged at once, so foreign ports cost one probe budget in
         all; the lowest port answering as a p2pswarm bootstrap wins.
         """
-        free = [port for port in self.ports if _udp_port_free(port)]
+        free = [port for port in self.ports if udp_port_free(port)]
         occupied = [port for port in self.ports if port not in free]
         answers: dict[int, bytes | None] = {}
 
@@ -398,10 +327,10 @@ class LocalNetwork:
     async def _check(self) -> None:
         """One bounded look at the bootstrap: take it over, follow a takeover, or re-settle."""
         port = self.port
-        if _udp_port_free(port) and await self._try_host(port):
+        if udp_port_free(port) and await self._try_host(port):
             logger.info("the local bootstrap went away; this process took it over")
             return
-        node_id = await _ping_id(self._probe, port) if self._probe is not None else None
+        node_id = await ping_id(self._probe, port) if self._probe is not None else None
         if node_id is not None:
             self._misses = 0
             if node_id != self._bootstrap_id:
