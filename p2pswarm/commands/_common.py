@@ -6,6 +6,9 @@ With ``--json`` the same happenings are JSON objects, one per line, with an ``"e
 key; they go to stdout, except for ``join``, whose stdout carries the peers' raw bytes, so
 its events go to stderr. Errors are one line (``p2pswarm: error: ...``) and a non-zero
 exit status: 2 for bad input on the command line, 1 for everything else.
+
+Commands run on asyncio; ``P2PSWARM_ASYNC_BACKEND=trio`` runs them on trio instead (the
+tests use it to keep the CLI honest on both).
 """
 
 from __future__ import annotations
