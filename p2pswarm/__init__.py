@@ -7,8 +7,9 @@ Ed25519 public keys, wire-identical to Hyperswarm's secret stream.
 
 from __future__ import annotations
 
-from . import errors as errors
+from . import errors as errors, testing as testing
 from .connection import Connection as Connection, ConnectionAttribute as ConnectionAttribute
+from .discovery import PeerDiscovery as PeerDiscovery
 from .errors import (
     DHTError as DHTError,
     DHTTimeoutError as DHTTimeoutError,
@@ -27,11 +28,13 @@ from .errors import (
     SwarmClosedError as SwarmClosedError,
 )
 from .keys import KeyPair as KeyPair, topic as topic
+from .peer_info import PeerInfo as PeerInfo
 from .peer_record import (
     AddressKind as AddressKind,
     PeerAddress as PeerAddress,
     PeerRecord as PeerRecord,
 )
+from .swarm import Firewall as Firewall, Swarm as Swarm, SwarmStats as SwarmStats
 from .transport import (
     ConnectionListener as ConnectionListener,
     Dialer as Dialer,
@@ -52,6 +55,7 @@ __all__ = (
     "DialError",
     "Dialer",
     "DuplicateConnectionError",
+    "Firewall",
     "HandshakeError",
     "HandshakeTimeoutError",
     "IdleTimeoutError",
@@ -61,14 +65,19 @@ __all__ = (
     "P2PSwarmError",
     "PeerAddress",
     "PeerBannedError",
+    "PeerDiscovery",
+    "PeerInfo",
     "PeerNotFoundError",
     "PeerRecord",
     "ProtocolError",
     "RemoteProtocolError",
+    "Swarm",
     "SwarmClosedError",
+    "SwarmStats",
     "TCPDialer",
     "connect_tcp",
     "create_tcp_listener",
     "errors",
+    "testing",
     "topic",
 )
