@@ -4,3 +4,7 @@
 human or JSON form, topics and key files from the command line, opening a swarm on the
 configured network, stdin and stdout for async code) live in :mod:`._common`.
 """
+
+from __future__ import annotations
+
+__all__ = ()
