@@ -123,9 +123,9 @@ class _Protocol(asyncio.BufferedProtocol):
         return self.read_buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(self.read_buffer[:nbytes].tobytes())
+        self._received(self.read_buffer[:nbytes].tobytes())
 
-    def data_received(self, data: bytes) -> None:
+    def _received(self, data: bytes) -> None:
         self.chunks.append(data)
         self.buffered += len(data)
         if self.buffered >= self.read_high_water and not self.read_paused:
