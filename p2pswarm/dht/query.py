@@ -8,15 +8,24 @@ own crawler, which synchronises per round), and a request whose first attempt we
 unanswered gives its slot up while it retransmits. The query ends when nothing is in flight and
 every one of the k closest known nodes has been asked; what it returns is the k closest
 nodes that answered, with their replies (and so their round-trip tokens).
+
+Contacts come from other nodes' replies, so a lying node could steer a query anywhere:
+towards endless fake ids, or at a victim's address (which we would then flood with
+requests). So a query sends at most :data:`MAX_QUERY_REQUESTS` requests, takes at most
+:data:`MAX_CONTACTS_PER_HOST` contacts per host, and only contacts (and records) at
+addresses that could be a peer's (:func:`plausible_host`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import ipaddress
 import logging
 import math
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import anyio
 import anyio.lowlevel
@@ -26,13 +35,14 @@ from kademlia.node import Node, NodeHeap
 
 from ..errors import DHTError, DHTTimeoutError, InvalidRecordError
 from ..peer_record import PeerRecord
-from .messages import Command, Response
+from .messages import Command, NodeContact, Response
+from .ratelimit import SourceKey, source_key
 from .records import RecordKind, decode_record
 
 if TYPE_CHECKING:
     from .node import DHTNode
 
-__all__ = ("IterativeQuery", "TopicLookup")
+__all__ = ("MAX_CONTACTS_PER_HOST", "MAX_QUERY_REQUESTS", "IterativeQuery", "TopicLookup")
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +50,30 @@ Address = tuple[str, int]
 #: Sends one request; calls its second argument once if the first attempt goes unanswered.
 RequestFn = Callable[[Address, Callable[[], None]], Awaitable[Response]]
 ReplyCallback = Callable[[Address, Response], None]
+
+#: Requests one query may send (a lookup in a 200-node network sends a few dozen).
+MAX_QUERY_REQUESTS: Final = 256
+#: Contacts one query takes at one host (by source key: an IP; a socket on loopback).
+MAX_CONTACTS_PER_HOST: Final = 4
+
+
+@functools.lru_cache(maxsize=4096)
+def plausible_host(host: str, responder: str) -> bool:
+    """Whether a node at ``responder`` can sensibly point us at ``host``.
+
+    Never an unspecified, multicast, broadcast or reserved address; never another address
+    family than the responder's (our socket has one); and loopback only from loopback, so a
+    remote node cannot turn us against services on our own machine.
+    """
+    try:
+        ip, seen_from = ipaddress.ip_address(host), ipaddress.ip_address(responder)
+    except ValueError:
+        return False
+    if ip.version != seen_from.version:
+        return False
+    if ip.is_loopback:  # before is_reserved: ::1 lies in the reserved ::/8
+        return seen_from.is_loopback
+    return not (ip.is_unspecified or ip.is_multicast or ip.is_reserved)
 
 
 class IterativeQuery:
@@ -68,6 +102,9 @@ class IterativeQuery:
         self._local_id = local_id
         self._on_reply = on_reply
         self._replies: dict[bytes, Response] = {}
+        self._per_host: Counter[SourceKey] = Counter(
+            source_key((node.ip, node.port)) for node in seeds
+        )
         self._in_flight = 0
         self._tg: TaskGroup | None = None
         self.requests_sent = 0
@@ -90,18 +127,22 @@ class IterativeQuery:
         assert self._tg is not None
         bootstrap, self._bootstrap = self._bootstrap, []
         for address in bootstrap:
+            if self.requests_sent >= MAX_QUERY_REQUESTS:
+                return
+            self.requests_sent += 1
             self._in_flight += 1
             self._tg.start_soon(self._ask, None, address)
 
     def _pump(self) -> None:
         assert self._tg is not None
-        while self._in_flight < self._alpha:
+        while self._in_flight < self._alpha and self.requests_sent < MAX_QUERY_REQUESTS:
             candidate = next(
                 (node for node in self._heap if node.id not in self._heap.contacted), None
             )
             if candidate is None:
                 return
             self._heap.mark_contacted(candidate)
+            self.requests_sent += 1
             self._in_flight += 1
             self._tg.start_soon(self._ask, candidate, (candidate.ip, candidate.port))
 
@@ -117,7 +158,6 @@ class IterativeQuery:
                 self._pump()
 
         try:
-            self.requests_sent += 1
             try:
                 response = await self._request(address, release_slot)
             except DHTTimeoutError:
@@ -140,14 +180,26 @@ class IterativeQuery:
         if node is not None:
             self._replies[node.id] = response
         # An ephemeral bootstrap node (no id) stores nothing, but its contacts still count.
-        closer = []
-        for contact in response.nodes:
-            if contact.node_id not in self._seen_ids and contact.node_id != self._local_id:
-                self._seen_ids.add(contact.node_id)
-                closer.append(Node(contact.node_id, contact.host, contact.port))
+        closer = [
+            Node(contact.node_id, contact.host, contact.port)
+            for contact in response.nodes
+            if self._admit_contact(contact, address[0])
+        ]
         if closer:
             self._heap.push(closer)
         self._deliver(address, response)
+
+    def _admit_contact(self, contact: NodeContact, responder: str) -> bool:
+        if contact.node_id in self._seen_ids or contact.node_id == self._local_id:
+            return False
+        if not plausible_host(contact.host, responder):
+            return False
+        host = source_key((contact.host, contact.port))
+        if self._per_host[host] >= MAX_CONTACTS_PER_HOST:
+            return False
+        self._per_host[host] += 1
+        self._seen_ids.add(contact.node_id)
+        return True
 
     def _deliver(self, address: Address, response: Response) -> None:
         if self._on_reply is None:
@@ -197,17 +249,18 @@ class TopicLookup:
             for host, blob in self._node._local_records(self._kind, self._topic):
                 self._offer(host, blob)
             try:
-                await self._node._query(
-                    self._kind, self._topic, on_reply=lambda _addr, reply: self._on_reply(reply)
-                )
+                await self._node._query(self._kind, self._topic, on_reply=self._on_reply)
             except DHTError as exc:
                 logger.debug("lookup ended early: %s", exc)
 
-    def _on_reply(self, response: Response) -> None:
+    def _on_reply(self, responder: Address, response: Response) -> None:
         if response.command not in (Command.LOOKUP, Command.FIND_PEER):
             return
         for host, blob in response.records:
-            self._offer(host, blob)
+            # The IP beside a record is the storing node's word, not signed: a record placed
+            # where no peer can be (or on our own loopback, by a remote node) is a lie.
+            if plausible_host(host, responder[0]):
+                self._offer(host, blob)
 
     def _offer(self, host: str, blob: bytes) -> None:
         # Records repeat across replies: skip known keys before paying for a signature check.

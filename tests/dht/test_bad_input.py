@@ -242,10 +242,16 @@ async def test_lying_records_in_lookup_replies_are_dropped() -> None:
     unsigned_prefix = signed(KeyPair.generate())[:-64]
     wrong_key = unsigned_prefix + KeyPair.generate().sign(ANNOUNCE_DOMAIN + unsigned_prefix)
 
+    misplaced = signed(KeyPair.generate())  # valid, but beside an address no peer has
+
     def answer(request: Request, source: tuple[str, int]) -> list[bytes]:
-        records = tuple(
-            ("127.0.0.1", blob)
-            for blob in (other_topic_record, bytes(forged), expired, wrong_key, b"junk", valid)
+        records = (
+            *(
+                ("127.0.0.1", blob)
+                for blob in (other_topic_record, bytes(forged), expired, wrong_key, b"junk")
+            ),
+            ("224.0.0.1", misplaced),
+            ("127.0.0.1", valid),
         )
         bogus_contact = NodeContact(os.urandom(20), "127.0.0.1", 9)  # nothing listens there
         return [
