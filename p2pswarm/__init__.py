@@ -8,8 +8,9 @@ Ed25519 public keys, wire-identical to Hyperswarm's secret stream.
 from __future__ import annotations
 
 from . import errors as errors, testing as testing
+from ._policy import Limits as Limits
 from .connection import Connection as Connection, ConnectionAttribute as ConnectionAttribute
-from .discovery import PeerDiscovery as PeerDiscovery
+from .discovery import PeerDiscovery as PeerDiscovery, TopicDiscovery as TopicDiscovery
 from .errors import (
     DHTError as DHTError,
     DHTTimeoutError as DHTTimeoutError,
@@ -61,6 +62,7 @@ __all__ = (
     "IdleTimeoutError",
     "KeyFileError",
     "KeyPair",
+    "Limits",
     "LocalProtocolError",
     "P2PSwarmError",
     "PeerAddress",
@@ -75,6 +77,7 @@ __all__ = (
     "SwarmClosedError",
     "SwarmStats",
     "TCPDialer",
+    "TopicDiscovery",
     "connect_tcp",
     "create_tcp_listener",
     "errors",
