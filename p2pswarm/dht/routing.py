@@ -188,8 +188,9 @@ def load_routing_state(path: str | os.PathLike[str]) -> RoutingState:
         if not isinstance(entries, list):
             raise ValueError("nodes is not a list")
         nodes = tuple(_contact(entry) for entry in entries[:MAX_SAVED_NODES])
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
-        raise DHTError(f"{path} is not a valid routing state file: {exc}") from exc
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as exc:
+        # RecursionError: json gives up on deeply nested arrays that way.
+        raise DHTError(f"{path} is not a valid routing state file: {exc!r:.200}") from None
     return RoutingState(node_id, nodes)
 
 

@@ -205,3 +205,13 @@ def test_a_query_token_round_trips() -> None:
     assert decode(request.encode()) == request
     with pytest.raises(ValueError):
         Request(Command.LOOKUP, 7, key=bytes(32), token=b"short").encode()
+
+
+@given(st.binary(max_size=40))
+@settings(deadline=None)
+def test_host_decoder_fuzz(data: bytes) -> None:
+    try:
+        host = messages.decode_host(data)
+    except MessageDecodeError:
+        return
+    assert messages.encode_host(host) == data

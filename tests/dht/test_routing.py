@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 from kademlia.node import Node
 
 from p2pswarm.dht.messages import NodeContact
@@ -114,3 +116,54 @@ def test_corrupt_state_files_raise_dht_error(tmp_path: Path, content: bytes) -> 
 def test_missing_state_file(tmp_path: Path) -> None:
     with pytest.raises(DHTError, match="cannot read"):
         load_routing_state(tmp_path / "absent.json")
+
+
+def test_deeply_nested_json_is_a_dht_error_not_a_recursion_error(tmp_path: Path) -> None:
+    path = tmp_path / "routing.json"
+    path.write_bytes(b"[" * 200_000 + b"]" * 200_000)
+    with pytest.raises(DHTError, match="not a valid routing state"):
+        load_routing_state(path)
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=50),
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.dictionaries(st.sampled_from(["id", "host", "port", "x"]) | st.text(), children)
+    ),
+    max_leaves=30,
+)
+
+
+@st.composite
+def _state_documents(draw: st.DrawFn) -> object:
+    """Mostly well-shaped documents with hostile values, sometimes anything at all."""
+    entry = st.fixed_dictionaries(
+        {
+            "id": st.text(max_size=44) | st.just("00" * 20) | _json,
+            "host": st.sampled_from(["127.0.0.1", "::1", "example.com", "1.2.3", ""]) | _json,
+            "port": st.integers(-1, 70000) | _json,
+        }
+    )
+    document = {
+        "type": draw(st.just("p2pswarm-dht-routing") | _json),
+        "version": draw(st.just(1) | _json),
+        "node_id": draw(st.just("11" * 20) | st.text(max_size=44) | _json),
+        "nodes": draw(st.lists(entry | _json, max_size=5) | _json),
+    }
+    return draw(st.just(document) | _json)
+
+
+@given(st.binary(max_size=300) | _state_documents().map(lambda d: json.dumps(d).encode()))
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_state_decoder_fuzz_returns_a_state_or_raises_dht_error(content: bytes) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "routing.json"
+        path.write_bytes(content)
+        try:
+            state = load_routing_state(path)
+        except DHTError:
+            return
+    assert len(state.node_id) == 20
+    for contact in state.nodes:
+        assert len(contact.node_id) == 20 and 0 < contact.port <= 0xFFFF
