@@ -48,6 +48,8 @@ ResponseObserver = Callable[[Response, Address], None]
 AdmissionCheck = Callable[[Address], bool]
 
 _RESPONSE_BIT: Final = 0x80
+#: version, command, flags, rid (u32 at offset 3): see messages.py.
+_HEADER_SIZE: Final = 7
 #: Datagrams handled per wake-up before yielding to other tasks (fairness under a flood).
 RECEIVE_BATCH: Final = 64
 
@@ -172,8 +174,14 @@ class DatagramRpc:
     def _handle_datagram(self, data: bytes, source: Address) -> None:
         # Anything that is not a reply (garbage included) spends the sender's budget, and
         # is refused before the decoder or a signature check costs anything.
-        is_reply = len(data) > 1 and data[1] & _RESPONSE_BIT
-        if not is_reply and self._admit is not None and not self._admit(source):
+        is_reply = len(data) >= _HEADER_SIZE and data[1] & _RESPONSE_BIT
+        if is_reply:
+            # A reply nobody waits for (a flood of them needs no budget) costs no decoding.
+            expected = self._pending.get(int.from_bytes(data[3:7], "big"))
+            if expected is None or expected.address != source or expected.response is not None:
+                self.dropped_datagrams += 1
+                return
+        elif self._admit is not None and not self._admit(source):
             self.throttled_requests += 1
             return
         try:

@@ -361,3 +361,21 @@ async def test_a_forged_request_cannot_move_a_known_node(peer: RawPeer) -> None:
         await peer.request(first.address, hijack)
         # The ping back goes to the raw peer, which stays silent: nothing changes.
         assert first.routing_table.address_of(second.node_id) == second.address
+
+
+async def test_unsolicited_replies_are_dropped_and_cost_no_budget(
+    target: DHTNode, peer: RawPeer
+) -> None:
+    """Replies spend no request budget, so a flood of them must be cheap to refuse."""
+    junk_reply = Response(
+        Command.LOOKUP,
+        1,
+        peer.address,
+        os.urandom(20),
+        nodes=tuple(NodeContact(os.urandom(20), "127.0.0.1", 1000 + i) for i in range(20)),
+    ).encode()
+    for _ in range(50):  # few enough that the kernel's socket buffer keeps them all
+        await peer.send(junk_reply, target.address)
+    await still_serves(peer, target)
+    assert target.dropped_datagrams == 50
+    assert len(target.routing_table) == 0 and target.throttled_requests == 0

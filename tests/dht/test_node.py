@@ -49,6 +49,9 @@ async def test_every_announcer_is_found_from_every_node(size: int) -> None:
             assert await collect(node, t) == expected
         async with DHTNode(bootstrap=testnet.bootstrap) as reader:
             assert await collect(reader, t) == expected
+        # Everyone shares 127.0.0.1 and nobody was ever throttled or left unanswered.
+        assert sum(node.throttled_requests for node in testnet.nodes) == 0
+        assert sum(node.unpaid_requests for node in testnet.nodes) == 0
 
 
 async def test_records_carry_the_observed_ip_and_relays() -> None:
