@@ -148,7 +148,9 @@ class Request:
     payload: bytes = b""
     padding: int = 0
 
-    def encode(self) -> bytes:
+    def encode(self, pad_to: int = 0) -> bytes:
+        """The datagram; with ``pad_to``, zero-padded up to that size if it is smaller
+        (overriding ``padding``)."""
         blob_command = self.command in _BLOB_COMMANDS
         query_token = bool(self.token) and not blob_command
         flags = (
@@ -166,10 +168,17 @@ class Request:
             if query_token:
                 parts.append(_exact(self.token, TOKEN_SIZE, "token"))
             parts.append(_exact(self.key, _KEY_SIZES[self.command], "key"))
-        if self.padding:
-            if not 0 < self.padding <= MAX_PADDING:
+        padding = self.padding
+        if pad_to:
+            padding = max(0, pad_to - sum(map(len, parts)) - _U16.size)
+            if padding and not self.padding:
+                parts[0] = _HEADER.pack(VERSION, self.command, flags | _FLAG_PADDED, self.rid)
+            elif self.padding and not padding:
+                parts[0] = _HEADER.pack(VERSION, self.command, flags & ~_FLAG_PADDED, self.rid)
+        if padding:
+            if not 0 < padding <= MAX_PADDING:
                 raise ValueError(f"padding must be 0..{MAX_PADDING} bytes")
-            parts.append(_U16.pack(self.padding) + bytes(self.padding))
+            parts.append(_U16.pack(padding) + bytes(padding))
         return _finish(parts)
 
 

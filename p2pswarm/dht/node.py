@@ -429,6 +429,8 @@ class DHTNode:
             return
         if self._routing.address_of(request.node_id) == source:
             return  # already known at this very address
+        if not self._routing.has_room_for(request.node_id):
+            return  # a full bucket: a ping would buy nothing (replies still teach us)
         self._verifying.add(source)
         self._tg.start_soon(self._verify_requester, source)
 

@@ -88,6 +88,16 @@ class RoutingTable(_KademliaRoutingTable):  # type: ignore[misc]
         bucket = self.buckets[self.get_bucket_for(Node(node_id))]
         return node_id in bucket.nodes
 
+    def has_room_for(self, node_id: bytes) -> bool:
+        """Whether :meth:`add_contact` would take ``node_id`` in (not just queue it)."""
+        bucket = self.buckets[self.get_bucket_for(Node(node_id))]
+        return (
+            node_id in bucket.nodes
+            or len(bucket) < bucket.ksize
+            or bucket.has_in_range(self.node)
+            or bucket.depth() % 5 != 0
+        )
+
     def address_of(self, node_id: bytes) -> tuple[str, int] | None:
         """Where the contact with ``node_id`` is, or None when it is unknown."""
         node = self.buckets[self.get_bucket_for(Node(node_id))].nodes.get(node_id)

@@ -26,7 +26,6 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Final
 
 import anyio
@@ -233,9 +232,7 @@ class DatagramRpc:
             )
         rid = self._new_rid()
         request = Request(command, rid, self.wire_id, key=key, token=token, payload=payload)
-        data = request.encode()
-        if len(data) + 2 < pad_to:  # the padding's own u16 length counts
-            data = replace(request, padding=pad_to - len(data) - 2).encode()
+        data = request.encode(pad_to)
         pending = _Pending(address)
         self._pending[rid] = pending
         try:

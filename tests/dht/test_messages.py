@@ -215,3 +215,14 @@ def test_host_decoder_fuzz(data: bytes) -> None:
     except MessageDecodeError:
         return
     assert messages.encode_host(host) == data
+
+
+@pytest.mark.parametrize("pad_to", [0, 10, 41, 42, 100, 1232])
+def test_encode_pads_up_to_a_size(pad_to: int) -> None:
+    request = Request(Command.LOOKUP, 3, key=bytes(32))  # 39 bytes unpadded
+    data = request.encode(pad_to)
+    assert len(data) == (pad_to if pad_to >= 42 else 39)
+    assert decode(data) == Request(Command.LOOKUP, 3, key=bytes(32), padding=max(0, len(data) - 41))
+    padded = Request(Command.LOOKUP, 3, key=bytes(32), padding=50)
+    expected = 50 if pad_to == 0 else max(0, len(data) - 41)  # pad_to overrides padding
+    assert decode(padded.encode(pad_to)).padding == expected

@@ -167,3 +167,16 @@ def test_state_decoder_fuzz_returns_a_state_or_raises_dht_error(content: bytes) 
     assert len(state.node_id) == 20
     for contact in state.nodes:
         assert len(contact.node_id) == 20 and 0 < contact.port <= 0xFFFF
+
+
+def test_no_room_means_add_contact_would_not_take_it() -> None:
+    table = RoutingTable(os.urandom(20), 2, lambda node: None)
+    refused = 0
+    for port in range(1, 400):
+        node = random_node(port)
+        room = table.has_room_for(node.id)
+        table.add_contact(node)
+        if not room:
+            refused += 1
+            assert not table.contains(node.id)
+    assert refused > 0
