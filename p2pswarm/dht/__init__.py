@@ -9,6 +9,7 @@ from __future__ import annotations
 from .nat import NatStatus, NatType
 from .node import DHTNode
 from .query import TopicLookup
+from .ratelimit import RateLimit
 from .records import RecordKind, target_for
 from .routing import RoutingState, load_routing_state, save_routing_state
 from .testnet import Testnet, create_testnet
@@ -17,6 +18,7 @@ __all__ = (
     "DHTNode",
     "NatStatus",
     "NatType",
+    "RateLimit",
     "RecordKind",
     "RoutingState",
     "Testnet",

@@ -11,6 +11,12 @@ answers queries and stores records. An *ephemeral* node (the default, what a swa
 sends no id: it queries and announces, but nobody routes through it and it stores nothing.
 A request to a node that never answers costs at most :attr:`DHTNode.request_budget`
 (1.75 s by default: attempts after 0.25, 0.5 and 1 s), never rpcudp's 5 s.
+
+Every datagram is hostile until proven otherwise: requests spend a per-source budget
+before they are decoded (:mod:`.ratelimit`); a reply to a sender whose address is unproven
+stays within 3x its request (:mod:`.amplification`); a requester enters the routing table
+only with a round-trip token or after answering a ping back; stores need a token and a
+valid signature; queries cap what lying replies can make them do (:mod:`.query`).
 """
 
 from __future__ import annotations
