@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-from collections.abc import Callable, Coroutine, Sequence
-from contextlib import AsyncExitStack
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import anyio
 
@@ -19,6 +19,10 @@ from .discovery import FAILED_ROUND_RETRY, REFRESH_INTERVAL, REFRESH_JITTER
 from .discovery_backend import DiscoveryBackend
 from .errors import DHTError
 from .keys import KeyPair
+from .network_config import bootstrap_from_env
+
+if TYPE_CHECKING:
+    from .dht import DHTNode
 
 __all__ = ("SelfAnnouncer", "check_discovery_options", "key_topic", "open_backend")
 
@@ -33,32 +37,57 @@ def check_discovery_options(bootstrap: Sequence[tuple[str, int]] | None, dht: ob
         raise TypeError("bootstrap must be a list of (host, port), and not given with dht")
 
 
+@asynccontextmanager
 async def open_backend(
-    stack: AsyncExitStack,
     bootstrap: Sequence[tuple[str, int]] | None,
     dht: DiscoveryBackend | None,
     host: str,
     port: int,
-) -> DiscoveryBackend:
+) -> AsyncIterator[DiscoveryBackend]:
     """The backend to use: ``dht`` as given (the caller closes it); with no ``bootstrap``
-    the default network (the embedded local one); else an ephemeral DHT node on ``host``
-    bootstrapped from ``bootstrap``. Those two are the swarm's (closed with ``stack``) and
-    take ``port`` when free."""
-    if dht is not None:
-        return dht
-    if bootstrap is None:
-        from .local_network import open_default_backend
+    the default network (a DHT named by ``P2PSWARM_BOOTSTRAP``, else the embedded local
+    one); else an ephemeral DHT node on ``host`` bootstrapped from ``bootstrap``. Those are
+    the swarm's (closed on exit) and take ``port`` when free.
 
-        return await open_default_backend(stack, host=host, port=port)
+    Plain ``async with`` blocks, no AsyncExitStack: see ``Swarm.__aenter__`` for the
+    exception-context cycle a stack can build while a cancellation unwinds.
+    """
+    if dht is not None:
+        yield dht
+        return
+    if bootstrap is None:
+        from .local_network import LocalDiscovery
+
+        bootstrap = bootstrap_from_env()
+        if bootstrap is None:
+            async with LocalDiscovery(node_port=port) as local:
+                yield local
+            return
+        port = 0
     from .dht import DHTNode
 
     try:
-        node = DHTNode(bootstrap=list(bootstrap or ()), host=host, port=port, ephemeral=True)
-        await stack.enter_async_context(node)
+        node = DHTNode(bootstrap=list(bootstrap), host=host, port=port, ephemeral=True)
+        await node.__aenter__()
     except OSError:
-        node = DHTNode(bootstrap=list(bootstrap or ()), host=host, port=0, ephemeral=True)
-        await stack.enter_async_context(node)
-    return node
+        if port == 0:
+            raise
+        node = DHTNode(bootstrap=list(bootstrap), host=host, port=0, ephemeral=True)
+        await node.__aenter__()
+    async with _entered(node):
+        yield node
+
+
+@asynccontextmanager
+async def _entered(node: DHTNode) -> AsyncIterator[None]:
+    """Exit an already entered node with the block's exception, as ``async with`` would."""
+    try:
+        yield
+    except BaseException as exc:
+        if not await node.__aexit__(type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        await node.__aexit__(None, None, None)
 
 
 def key_topic(public_key: bytes) -> bytes:

@@ -540,14 +540,11 @@ async def open_default_backend(
     real network by configuration alone). Otherwise the embedded local network, loopback
     only whatever ``host`` says; its DHT node takes ``port`` when free.
 
-    The swarm plugs in here and, so that a takeover refreshes its topics, registers its
-    ``network_changed`` on a backend that offers the hook::
-
-        if dht is None and bootstrap is None:
-            backend = await open_default_backend(stack, host=host, port=port)
-        ...
-        if isinstance(backend, LocalDiscovery):
-            backend.on_network_change(swarm.network_changed)
+    Put it alone on its stack, or last: an exit stack that unwinds an exception through a
+    task group after another callback raised can chain that exception to itself (see
+    ``Swarm.__aenter__``). The swarm itself enters the same choice with plain ``async
+    with`` blocks (``p2pswarm._backend.open_backend``) and, so that a takeover refreshes
+    its topics, registers its ``network_changed`` on a :class:`LocalDiscovery`.
     """
     bootstrap = bootstrap_from_env()
     if bootstrap is not None:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
-from contextlib import AsyncExitStack
 from functools import partial
 from typing import Any, Final
 
@@ -150,7 +149,7 @@ class Swarm:
         self._on_update: CallbackList[Callable[[], Any]] = CallbackList("update")
         self._on_ban: CallbackList[Callable[[PeerInfo, Exception], Any]] = CallbackList("ban")
 
-        self._stack = AsyncExitStack()
+        self._outer: anyio.abc.TaskGroup | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._dht: DiscoveryBackend | None = None
         self._listener: anyio.abc.Listener[anyio.abc.SocketStream] | None = None
@@ -165,15 +164,20 @@ class Swarm:
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def __aenter__(self) -> Swarm:
-        if self._tg is not None or self.closed:
+        if self._outer is not None or self.closed:
             raise RuntimeError("a Swarm can be entered once")
+        # The task group is entered and exited by hand, not through an AsyncExitStack: on
+        # asyncio a stack unwinding an exception through a task group (which re-raises the
+        # very instance it was given) after another exit callback raised can set that
+        # exception's ``__context__`` to itself, and anyio and contextlib then walk the
+        # cycle forever (a cancelled task holding a swarm never finished).
+        outer = self._outer = anyio.create_task_group()
+        await outer.__aenter__()
         try:
-            outer = await self._stack.enter_async_context(anyio.create_task_group())
             listener = await anyio.create_tcp_listener(
                 local_host=self._host, local_port=self._port_option, reuse_port=True
             )
             self._listener = listener
-            self._stack.push_async_callback(listener.aclose)
             self._port = listener.extra(anyio.abc.SocketAttribute.local_port)
             await outer.start(self._host_tasks)
             assert self._tg is not None and self._dht is not None
@@ -182,9 +186,7 @@ class Swarm:
             self._tg.start_soon(self._retry_loop)
         except BaseException:
             self.closed = True
-            if self._tg is not None:
-                self._tg.cancel_scope.cancel()
-            await self._stack.aclose()
+            await self._exit_task_group()
             raise
         return self
 
@@ -192,13 +194,13 @@ class Swarm:
         """Owns the discovery backend and every task of the swarm, in a task of its own, so
         that :meth:`aclose` can cancel them without cancelling the ``async with`` body."""
         try:
-            async with AsyncExitStack() as stack:
-                self._dht = await _backend.open_backend(
-                    stack, self._bootstrap, self._dht_option, self._host, self._port
-                )
-                if isinstance(self._dht, LocalDiscovery):
+            async with _backend.open_backend(
+                self._bootstrap, self._dht_option, self._host, self._port
+            ) as dht:
+                self._dht = dht
+                if isinstance(dht, LocalDiscovery):
                     # A takeover of the local network empties it: refresh every topic.
-                    self._dht.on_network_change(self.network_changed)
+                    dht.on_network_change(self.network_changed)
                 async with anyio.create_task_group() as tg:
                     self._tg = tg
                     task_status.started()
@@ -210,13 +212,36 @@ class Swarm:
         try:
             await self.aclose()
         finally:
-            await self._stack.aclose()
+            await self._exit_task_group()
+
+    async def _exit_task_group(self) -> None:
+        """Stop every task and exit the task group entered by :meth:`__aenter__` (in the
+        task that entered it, as anyio requires).
+
+        The body's exception is not handed to the task group: it is the caller's, and it
+        propagates unchanged (anyio would wrap it in an exception group). A crash of the
+        swarm's own tasks still surfaces, as the task group's exception group.
+        """
+        outer, self._outer = self._outer, None
+        try:
+            with anyio.CancelScope(shield=True):
+                if self._tg is not None:
+                    self._tg.cancel_scope.cancel()
+                if self._listener is not None:
+                    await self._listener.aclose()
+        finally:
+            if outer is not None:
+                outer.cancel_scope.cancel()
+                await outer.__aexit__(None, None, None)
 
     async def aclose(self, *, force: bool = False) -> None:
         """Close the swarm: unannounce every topic (skipped when ``force``), close every
         connection and stop every task. Pending ``flush()`` calls return False.
 
-        Safe to call from a handler; leaving the ``async with`` block calls it too.
+        Safe to call from a handler or the ``async with`` body; leaving the block calls it
+        too. It does not replace leaving the block: the swarm's task group was entered by
+        ``__aenter__`` and only ``__aexit__``, in the same task, exits it. Use the swarm
+        as ``async with`` (or pair ``__aenter__`` with ``__aexit__`` by hand).
         """
         if self.closed:
             await self._closed_event.wait()
@@ -605,6 +630,9 @@ class Swarm:
                 await conn.wait_closed()
                 tg.cancel_scope.cancel()
         finally:
+            # Cancelled: the swarm is closing, and this connection may have opened after
+            # its closing pass (a dial that finished meanwhile); it must not outlive it.
+            await close_quietly(conn)
             self._retire(slot, conn, peer)
 
     def _retire(self, slot: Slot[Connection], conn: Connection, peer: PeerInfo) -> None:
