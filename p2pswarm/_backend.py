@@ -7,11 +7,12 @@ local network (:mod:`p2pswarm.local_network`), or a DHT named by ``P2PSWARM_BOOT
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import random
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 import anyio
 
@@ -24,9 +25,46 @@ from .network_config import bootstrap_from_env
 if TYPE_CHECKING:
     from .dht import DHTNode
 
-__all__ = ("SelfAnnouncer", "check_discovery_options", "key_topic", "open_backend")
+__all__ = (
+    "LOOPBACK",
+    "WILDCARD",
+    "SelfAnnouncer",
+    "check_discovery_options",
+    "default_host",
+    "key_topic",
+    "open_backend",
+)
 
 logger = logging.getLogger("p2pswarm.swarm")
+
+
+#: Where a swarm listens when its network is this machine, and when it is not.
+LOOPBACK: Final = "127.0.0.1"
+WILDCARD: Final = "0.0.0.0"
+
+
+def default_host(
+    bootstrap: Sequence[tuple[str, int]] | None,
+    env_bootstrap: Sequence[tuple[str, int]] | None,
+) -> str:
+    """Where a swarm listens when ``host`` is not given: reachable by the peers of its
+    network, no more. Loopback for the embedded local network (no ``bootstrap`` and no
+    ``env_bootstrap``, i.e. ``P2PSWARM_BOOTSTRAP``) and for a bootstrap list that is all
+    loopback (a testnet; an empty list too); every interface as soon as one bootstrap
+    node is elsewhere, since peers found through it are elsewhere too."""
+    nodes = bootstrap if bootstrap is not None else env_bootstrap
+    if nodes is None or all(_is_loopback(host) for host, _ in nodes):
+        return LOOPBACK
+    return WILDCARD
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: resolved elsewhere, so not this machine
 
 
 def check_discovery_options(bootstrap: Sequence[tuple[str, int]] | None, dht: object) -> None:

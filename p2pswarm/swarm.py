@@ -55,6 +55,7 @@ from .discovery_backend import DiscoveryBackend
 from .errors import DialError, P2PSwarmError, PeerBannedError, PeerNotFoundError, SwarmClosedError
 from .keys import KeyPair, check_public_key, check_topic
 from .local_network import LocalDiscovery
+from .network_config import bootstrap_from_env
 from .peer_info import PeerInfo
 from .peer_record import PeerRecord
 from .transport import DEFAULT_HANDSHAKE_TIMEOUT, Dialer, TCPDialer, accept_handshake
@@ -84,7 +85,10 @@ class Swarm:
     (True rejects and bans; sync or async; consulted before every dial and handshake of a
     peer not yet banned, so a rejected peer costs one call), ``backoffs`` (S, M, L, X retry
     delays; default about 1, 5, 15 and 600 s), ``jitter`` (default 0.5 s), ``host`` /
-    ``port`` (where to listen; the swarm's own DHT node takes the same port when free),
+    ``port`` (where to listen; the swarm's own DHT node takes the same port when free; by
+    default ``127.0.0.1`` on the local network or a loopback bootstrap list, else
+    ``0.0.0.0``: see :func:`~p2pswarm._backend.default_host`; with ``dht`` given, loopback
+    unless ``host`` says otherwise),
     ``keepalive`` / ``idle_timeout`` / ``handshake_timeout`` (for every connection),
     ``dialer`` (how to reach a peer record; TCP by default).
     """
@@ -102,7 +106,7 @@ class Swarm:
         firewall: Firewall | None = None,
         backoffs: Sequence[float] | Backoffs | None = None,
         jitter: float | None = None,
-        host: str = "127.0.0.1",
+        host: str | None = None,
         port: int = 0,
         dht: DiscoveryBackend | None = None,
         keepalive: float | None = DEFAULT_KEEPALIVE,
@@ -119,6 +123,10 @@ class Swarm:
         if firewall is not None and not callable(firewall):
             raise TypeError("firewall must be callable(public_key, remote_address) -> bool")
         self._firewall = firewall
+        if host is None:
+            host = _backend.default_host(
+                bootstrap, None if dht is not None else bootstrap_from_env()
+            )
         self._host, self._port_option = host, port
         self._bootstrap, self._dht_option = bootstrap, dht
         self._keepalive, self._idle_timeout = keepalive, idle_timeout
