@@ -43,10 +43,12 @@ class CallbackList(Generic[F]):
             self._callbacks.append(callback)
         return callback
 
-    def remove(self, callback: F) -> None:
-        """Unregister ``callback`` if registered."""
+    def remove(self, callback: F) -> bool:
+        """Unregister ``callback``; False when it was not registered."""
         if callback in self._callbacks:
             self._callbacks.remove(callback)
+            return True
+        return False
 
     def __bool__(self) -> bool:
         return bool(self._callbacks)

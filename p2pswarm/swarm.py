@@ -347,7 +347,8 @@ class Swarm:
         closing it lets the swarm redial. Keep the handler running for as long as you use
         the connection. Sync handlers only observe (log, count, store); with no async
         handler registered the connection stays open for whoever reads it from
-        :attr:`connections`. Handlers registered later see only later connections.
+        :attr:`connections`. Handlers registered later see only later connections;
+        :meth:`remove_connection_handler` unregisters one.
         """
         return self._on_connection.add(handler)
 
@@ -361,6 +362,23 @@ class Swarm:
         """Register ``callback(peer_info, error)`` for every ban: by the firewall (error:
         ``PeerBannedError("Peer is firewalled")``) or by ``PeerInfo.ban()``."""
         return self._on_ban.add(callback)
+
+    # Registration returns the callable itself (the methods are decorators), so the way
+    # back is by that callable, as asyncio's ``remove_done_callback``. Each returns False
+    # when the callable was not registered.
+
+    def remove_connection_handler(self, handler: ConnectionHandler) -> bool:
+        """Unregister an ``on_connection`` handler: later connections no longer reach it.
+        Handlers already running for earlier connections keep running."""
+        return self._on_connection.remove(handler)
+
+    def remove_update_callback(self, callback: Callable[[], Any]) -> bool:
+        """Unregister an ``on_update`` callback."""
+        return self._on_update.remove(callback)
+
+    def remove_ban_callback(self, callback: Callable[[PeerInfo, Exception], Any]) -> bool:
+        """Unregister an ``on_ban`` callback."""
+        return self._on_ban.remove(callback)
 
     # -- topics -------------------------------------------------------------------------------
 
