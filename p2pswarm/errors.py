@@ -15,8 +15,10 @@ __all__ = (
     "DHTError",
     "DHTTimeoutError",
     "DialError",
+    "DialRefusedError",
     "DuplicateConnectionError",
     "HandshakeError",
+    "HandshakeRefusedError",
     "HandshakeTimeoutError",
     "IdleTimeoutError",
     "InvalidRecordError",
@@ -74,6 +76,12 @@ class HandshakeError(RemoteProtocolError):
     """
 
 
+class HandshakeRefusedError(HandshakeError):
+    """The peer closed the connection after reading our first handshake message, before
+    replying: it read our key and refused us (it already holds a connection to us that
+    the dedup rule prefers, or it bans, firewalls, is full or is closing)."""
+
+
 class HandshakeTimeoutError(HandshakeError):
     """The handshake did not complete within the configured handshake timeout."""
 
@@ -94,6 +102,12 @@ class DialError(P2PSwarmError):
     def __init__(self, msg: str, reasons: tuple[str, ...] = ()) -> None:
         super().__init__(msg)
         self.reasons = reasons
+
+
+class DialRefusedError(DialError):
+    """No address worked and at least one refused our handshake
+    (:class:`HandshakeRefusedError`): the peer, or whoever now listens there, was reached
+    and said no."""
 
 
 class PeerBannedError(P2PSwarmError):

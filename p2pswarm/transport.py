@@ -33,7 +33,15 @@ from anyio.streams.stapled import MultiListener
 
 from . import _asyncio_stream
 from .connection import DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEPALIVE, Connection
-from .errors import DialError, HandshakeError, HandshakeTimeoutError, P2PSwarmError, PeerBannedError
+from .errors import (
+    DialError,
+    DialRefusedError,
+    HandshakeError,
+    HandshakeRefusedError,
+    HandshakeTimeoutError,
+    P2PSwarmError,
+    PeerBannedError,
+)
 from .keys import KeyPair, check_public_key
 from .peer_record import PeerRecord
 from .protocol import (
@@ -99,11 +107,18 @@ async def _run_handshake(
             outgoing = machine.data_to_send()
             if outgoing:
                 await stream.send(outgoing)
+            replied = False
             while True:
                 try:
                     chunk = await stream.receive(_HANDSHAKE_READ_SIZE)
                 except anyio.EndOfStream:
+                    if machine.is_initiator and not replied:
+                        raise HandshakeRefusedError(
+                            "the peer closed the connection after our first handshake "
+                            "message, without replying"
+                        ) from None
                     chunk = b""
+                replied = True
                 events: deque[Event] = deque(machine.receive_data(chunk))
                 while events:
                     event = events.popleft()
@@ -556,6 +571,7 @@ class TCPDialer:
         :raises ~p2pswarm.errors.DialError: every address failed (``reasons`` says how)
         """
         reasons: list[str] = []
+        refused = False
         for address in record.direct_addresses:
             try:
                 return await connect_tcp(
@@ -571,9 +587,15 @@ class TCPDialer:
                 )
             except DialError as exc:
                 reasons.extend(exc.reasons or (f"{address}: {exc}",))
+            except HandshakeRefusedError as exc:
+                refused = True  # reached and refused; another address may be someone else
+                reasons.append(f"{address}: HandshakeError: {exc}")
             except P2PSwarmError as exc:
                 reasons.append(f"{address}: {type(exc).__name__}: {exc}")
         peer = record.public_key.hex()[:16]
+        if refused:
+            # Typed, so that a swarm does not count a refusal under the dedup rule as a failure.
+            raise DialRefusedError(f"peer {peer}… refused us", tuple(reasons))
         if not reasons:
             raise DialError(f"peer {peer}… has no direct address to dial")
         raise DialError(f"could not reach peer {peer}… at any address", tuple(reasons))
