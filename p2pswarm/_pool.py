@@ -218,21 +218,36 @@ class PeerPool(Generic[C]):
             self._on_flushed(self.flushes.settle_all(), True)
         return dials
 
-    def dial_ended(self, slot: Slot[C], peer: PeerInfo, *, ok: bool, now: float) -> bool:
-        """A dial finished (``ok``: a connection came back). True when the swarm should
-        hand that connection out: its slot is still the peer's and we are accepting."""
+    def dial_ended(
+        self, slot: Slot[C], peer: PeerInfo, *, ok: bool, now: float, refused: bool = False
+    ) -> bool:
+        """A dial finished (``ok``: a connection came back; ``refused``: the peer read our
+        handshake and closed). True when the swarm should hand that connection out: its
+        slot is still the peer's and we are accepting."""
         self.connecting -= 1
         if ok and not slot.superseded and self.accepting:
             return True
         self.slots.release(slot)
         if not ok and not slot.superseded and peer.public_key not in self.slots:
-            peer._disconnected(now)
+            if not self._dedup_refusal(peer, refused):
+                peer._disconnected(now)
             if peer.explicit:
                 peer.record = None  # find it again by key: it may have moved
             self.schedule_retry(peer, now)
         self.settle(peer.public_key)
         self.forget_maybe(peer)
         return False
+
+    def _dedup_refusal(self, peer: PeerInfo, refused: bool) -> bool:
+        """Is this refusal the dedup rule at work, not a failure to count? The peer with the
+        larger key keeps its own dial, so it refuses ours while it holds one (or a stale
+        connection it is probing); its connection is coming, or our retry will find the way
+        clear. The wire does not say why a peer refused, so only one refusal in a row is
+        free: a peer that refuses for good (a ban, a full server) still uses up attempts."""
+        if not refused or peer.public_key < self.local_key or peer._refused:
+            return False
+        peer._refused = True
+        return True
 
     # -- accepting --------------------------------------------------------------------------
 

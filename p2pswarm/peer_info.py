@@ -70,6 +70,7 @@ class PeerInfo:
 
     __slots__ = (
         "_on_ban",
+        "_refused",
         "attempts",
         "banned",
         "client",
@@ -124,6 +125,8 @@ class PeerInfo:
         #: Where to dial it: the newest record discovery returned (None: find it by key).
         self.record = record
         self._on_ban = on_ban
+        #: The last dial was refused and not counted (see ``PeerPool.dial_ended``).
+        self._refused = False
 
     # -- what applications call -------------------------------------------------------------
 
@@ -176,6 +179,7 @@ class PeerInfo:
         self.client = client
         self.proven = True
         self.connected_time = now
+        self._refused = False
 
     def _disconnected(self, now: float) -> None:
         """A connection (or a dial) to this peer ended: count one attempt.
@@ -188,6 +192,7 @@ class PeerInfo:
         self.attempts += 1
         self.connected_time = None
         self.disconnected_time = now
+        self._refused = False
 
     def _reset(self) -> None:
         """Forget the failure history: discovery just saw the peer alive again."""

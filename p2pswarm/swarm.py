@@ -52,7 +52,15 @@ from ._retry import DEFAULT_JITTER, Backoffs
 from .connection import DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEPALIVE, Connection
 from .discovery import PeerDiscovery, TopicDiscovery, _check_limit
 from .discovery_backend import DiscoveryBackend
-from .errors import DialError, P2PSwarmError, PeerBannedError, PeerNotFoundError, SwarmClosedError
+from .errors import (
+    DialError,
+    DialRefusedError,
+    HandshakeRefusedError,
+    P2PSwarmError,
+    PeerBannedError,
+    PeerNotFoundError,
+    SwarmClosedError,
+)
 from .keys import KeyPair, check_public_key, check_topic
 from .local_network import LocalDiscovery
 from .network_config import bootstrap_from_env
@@ -535,6 +543,7 @@ class Swarm:
 
     async def _dial(self, slot: Slot[Connection], peer: PeerInfo, scope: anyio.CancelScope) -> None:
         conn: Connection | None = None
+        refused = False
         try:
             with scope:
                 record = peer.record or await self.dht.find_peer(peer.public_key)
@@ -550,12 +559,14 @@ class Swarm:
                 topics = [t for t in peer.topics if self._topic_mode(t)][:64]
                 conn = await self._dialer.dial(record, key_pair=self.key_pair, topics=topics)
         except _DIAL_ERRORS as exc:
+            refused = isinstance(exc, DialRefusedError | HandshakeRefusedError)
             logger.debug("dial %s… failed: %r", peer.public_key.hex()[:16], exc)
         except Exception:
             logger.exception("the dialer raised unexpectedly for %s…", peer.public_key.hex()[:16])
         finally:
             self._dial_scopes.pop(slot, None)
-        if self._pool.dial_ended(slot, peer, ok=conn is not None, now=anyio.current_time()):
+        now = anyio.current_time()
+        if self._pool.dial_ended(slot, peer, ok=conn is not None, now=now, refused=refused):
             assert conn is not None
             self._open(slot, conn, peer)
         elif conn is not None:

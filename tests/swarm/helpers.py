@@ -8,14 +8,17 @@ re-checks the predicate after every update or connection event of any watched sw
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import anyio
+import anyio.abc
 
 from p2pswarm.connection import Connection
+from p2pswarm.keys import KeyPair
 from p2pswarm.peer_info import PeerInfo
+from p2pswarm.peer_record import PeerRecord
 from p2pswarm.swarm import Swarm
 from p2pswarm.testing import create_testnet
 
@@ -93,3 +96,25 @@ async def swarm_net(
                 observer.add(swarm, read=read)
             swarms.append(swarm)
         yield swarms, observer, testnet.bootstrap
+
+
+class SilentDialer:
+    """Reaches the peer over real TCP, then never finishes the handshake: a dial that stays
+    in flight until cancelled."""
+
+    def __init__(self) -> None:
+        self.in_flight = anyio.Event()
+        self.streams: list[anyio.abc.SocketStream] = []
+
+    async def dial(
+        self, record: PeerRecord, *, key_pair: KeyPair, topics: Sequence[bytes] = ()
+    ) -> Connection:
+        address = record.direct_addresses[0]
+        stream = await anyio.connect_tcp(address.host, address.port)
+        self.streams.append(stream)
+        try:
+            self.in_flight.set()
+            await anyio.sleep_forever()
+        finally:
+            await stream.aclose()
+        raise AssertionError("unreachable")

@@ -341,3 +341,49 @@ def test_limits_validation() -> None:
         Limits.checked(1, 1, True)
     with pytest.raises(ValueError, match="max_server_connections"):
         Limits.checked(1, 1, None, -1)
+
+
+def _refused_dial(h: Harness, key: bytes) -> PeerInfo:
+    """Dial ``key`` (queued or retry due) and have it refused."""
+    ((slot, peer),) = h.pool.next_dials()
+    assert not h.pool.dial_ended(slot, peer, ok=False, now=h.now, refused=True)
+    return peer
+
+
+def test_a_refusal_under_the_dedup_rule_costs_no_attempt() -> None:
+    h = Harness()
+    h.pool.found(h.record(LARGE), TOPIC)
+    peer = _refused_dial(h, LARGE)
+    # LARGE keeps its own dial and refused ours: not a failure, but redialled in case.
+    assert peer.attempts == 0 and peer.waiting and LARGE in h.pool.peers
+    deadline = h.pool.retry.next_deadline()
+    assert deadline is not None
+    h.advance(deadline - h.now)
+    # Refused again: not the dedup rule at work any more (a ban, a full server): counted.
+    peer = _refused_dial(h, LARGE)
+    assert peer.attempts == 1 and peer.waiting
+
+
+def test_a_refusal_by_a_smaller_key_counts() -> None:
+    # A smaller key expects our dial to win: its refusal is not the dedup rule.
+    h = Harness()
+    h.pool.found(h.record(SMALL), TOPIC)
+    assert _refused_dial(h, SMALL).attempts == 1
+
+
+def test_a_free_refusal_is_free_again_after_a_connection() -> None:
+    h = Harness()
+    h.pool.found(h.record(LARGE), TOPIC)
+    _refused_dial(h, LARGE)
+    deadline = h.pool.retry.next_deadline()
+    assert deadline is not None
+    h.advance(deadline - h.now)
+    ((slot, peer),) = h.pool.next_dials()
+    assert h.pool.dial_ended(slot, peer, ok=True, now=h.now)
+    h.pool.opened(slot, FakeConnection(), peer, h.now)
+    h.pool.closed(slot, peer, h.now)
+    assert peer.attempts == 1
+    deadline = h.pool.retry.next_deadline()
+    assert deadline is not None
+    h.advance(deadline - h.now)
+    assert _refused_dial(h, LARGE).attempts == 1  # the connection ended the streak

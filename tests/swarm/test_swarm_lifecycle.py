@@ -8,21 +8,17 @@ and waits for the holder to finish, with ``fail_after`` only as a safety bound.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import anyio
-import anyio.abc
 import pytest
 
-from p2pswarm import KeyPair, topic
+from p2pswarm import topic
 from p2pswarm.connection import Connection
 from p2pswarm.errors import SwarmClosedError
 from p2pswarm.peer_info import PeerInfo
-from p2pswarm.peer_record import PeerRecord
 from p2pswarm.swarm import Swarm
 from p2pswarm.testing import create_testnet
 
-from .helpers import BACKOFFS, TIMEOUT
+from .helpers import BACKOFFS, TIMEOUT, SilentDialer
 
 pytestmark = pytest.mark.anyio
 
@@ -98,31 +94,9 @@ async def test_cancelling_a_task_holding_connected_swarms_finishes() -> None:
             assert held.handlers_running == 0
 
 
-class _SilentDialer:
-    """Reaches the peer over real TCP, then never finishes the handshake: a dial that stays
-    in flight until cancelled."""
-
-    def __init__(self) -> None:
-        self.in_flight = anyio.Event()
-        self.streams: list[anyio.abc.SocketStream] = []
-
-    async def dial(
-        self, record: PeerRecord, *, key_pair: KeyPair, topics: Sequence[bytes] = ()
-    ) -> Connection:
-        address = record.direct_addresses[0]
-        stream = await anyio.connect_tcp(address.host, address.port)
-        self.streams.append(stream)
-        try:
-            self.in_flight.set()
-            await anyio.sleep_forever()
-        finally:
-            await stream.aclose()
-        raise AssertionError("unreachable")
-
-
 async def test_cancelling_a_task_with_dials_in_flight_finishes() -> None:
     t = topic("lifecycle-cancel-dialling")
-    dialer = _SilentDialer()
+    dialer = SilentDialer()
     async with create_testnet(3) as net, Swarm(bootstrap=net.bootstrap) as server:
         await server.join(t, client=False).flushed()
         client = _Held(Swarm(bootstrap=net.bootstrap, dialer=dialer))
