@@ -1,7 +1,8 @@
 """The Swarm: join topics, get one encrypted connection per peer, keep it alive.
 
 This module is the thin I/O layer: it owns one anyio task group, the TCP listener, the
-discovery backend, and one task per dial, per accepted handshake and per open connection.
+discovery backend, and one task per dial, per accepted handshake and per open connection
+(those tasks' bodies are in :mod:`p2pswarm._connections`).
 Every decision (whom to dial next, when to retry, which of two connections to the same
 peer survives, when a peer may be forgotten, when ``flush()`` is done) is made by the pure
 :class:`~p2pswarm._pool.PeerPool`, which takes the time as an argument; this module
@@ -30,20 +31,17 @@ import logging
 import math
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from functools import partial
-from typing import Any, Final
+from typing import Any
 
 import anyio
 import anyio.abc
 
-from . import _backend
+from . import _backend, _connections
 from ._connection_set import Slot
-from ._events import CallbackList, call_maybe_async
+from ._events import CallbackList
 from ._handlers import (
     ConnectionHandler,
-    accept_forever,
     close_quietly,
-    keepalive_loop,
-    run_handlers,
     send_probe,
 )
 from ._policy import MAX_PARALLEL, MAX_PEERS, Limits, SwarmStats
@@ -53,12 +51,6 @@ from .connection import DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEPALIVE, Connection
 from .discovery import PeerDiscovery, TopicDiscovery, _check_limit
 from .discovery_backend import DiscoveryBackend
 from .errors import (
-    DialError,
-    DialRefusedError,
-    HandshakeRefusedError,
-    P2PSwarmError,
-    PeerBannedError,
-    PeerNotFoundError,
     SwarmClosedError,
 )
 from .keys import KeyPair, check_public_key, check_topic
@@ -66,7 +58,7 @@ from .local_network import LocalDiscovery
 from .network_config import bootstrap_from_env
 from .peer_info import PeerInfo
 from .peer_record import PeerRecord
-from .transport import DEFAULT_HANDSHAKE_TIMEOUT, Dialer, TCPDialer, accept_handshake
+from .transport import DEFAULT_HANDSHAKE_TIMEOUT, Dialer, TCPDialer
 
 __all__ = ("Firewall", "Swarm", "SwarmStats")
 
@@ -74,8 +66,6 @@ logger = logging.getLogger("p2pswarm.swarm")
 
 #: ``firewall(remote_public_key, (host, port)) -> bool``; True rejects (and bans). May be async.
 Firewall = Callable[[bytes, tuple[str, int]], bool | Awaitable[bool]]
-
-_DIAL_ERRORS: Final = (P2PSwarmError, OSError, anyio.BrokenResourceError)
 
 
 class Swarm:
@@ -198,7 +188,7 @@ class Swarm:
             await outer.start(self._host_tasks)
             assert self._tg is not None and self._dht is not None
             self._listening = _backend.SelfAnnouncer(self._dht, self.key_pair, self._port)
-            self._tg.start_soon(self._serve, listener)
+            self._tg.start_soon(_connections.serve, self, listener)
             self._tg.start_soon(self._retry_loop)
         except BaseException:
             self.closed = True
@@ -533,144 +523,13 @@ class Swarm:
         if self._tg is not None and not self.closed:
             for slot, peer in self._pool.next_dials():
                 scope = self._dial_scopes[slot] = anyio.CancelScope()
-                self._tg.start_soon(self._dial, slot, peer, scope)
+                self._tg.start_soon(_connections.dial, self, slot, peer, scope)
         deadline = self._pool.retry.next_deadline()
         if deadline is not None and deadline < self._retry_armed:
             self._retry_wakeup.set()
         self._pool.stats.updates += 1
         if self._on_update:
             self._on_update.emit(self._spawn)
-
-    async def _dial(self, slot: Slot[Connection], peer: PeerInfo, scope: anyio.CancelScope) -> None:
-        conn: Connection | None = None
-        refused = False
-        try:
-            with scope:
-                record = peer.record or await self.dht.find_peer(peer.public_key)
-                if record is None:
-                    raise PeerNotFoundError("no record for this public key")
-                if not record.direct_addresses:
-                    raise DialError("the peer's record has no direct address")
-                first = record.direct_addresses[0]
-                if await self._firewalled(peer.public_key, (first.host, first.port)):
-                    raise PeerBannedError("peer is banned or firewalled")
-                # Our hello names the topics we found the peer under (the server side
-                # learns them); at most 64, as the hello allows.
-                topics = [t for t in peer.topics if self._topic_mode(t)][:64]
-                conn = await self._dialer.dial(record, key_pair=self.key_pair, topics=topics)
-        except _DIAL_ERRORS as exc:
-            refused = isinstance(exc, DialRefusedError | HandshakeRefusedError)
-            logger.debug("dial %s… failed: %r", peer.public_key.hex()[:16], exc)
-        except Exception:
-            logger.exception("the dialer raised unexpectedly for %s…", peer.public_key.hex()[:16])
-        finally:
-            self._dial_scopes.pop(slot, None)
-        now = anyio.current_time()
-        if self._pool.dial_ended(slot, peer, ok=conn is not None, now=now, refused=refused):
-            assert conn is not None
-            self._open(slot, conn, peer)
-        elif conn is not None:
-            await close_quietly(conn)
-        self._changed()
-
-    async def _firewalled(self, key: bytes, address: tuple[str, int]) -> bool:
-        """The firewall verdict: our own key and banned peers are refused without asking;
-        a peer the user firewall rejects is banned, so it is asked once per peer."""
-        if key == self.key_pair.public_key or self._pool.is_banned(key):
-            return True
-        if self._firewall is None:
-            return False
-        try:
-            rejected = await call_maybe_async(self._firewall, key, address)
-        except Exception:
-            # A broken firewall fails closed for this attempt, without banning anyone.
-            logger.exception("the firewall raised; refusing %s… this time", key.hex()[:16])
-            return True
-        if not rejected:
-            return False
-        self._pool.ban(key, PeerBannedError("Peer is firewalled"))
-        return True
-
-    # -- accepting --------------------------------------------------------------------------------
-
-    async def _serve(self, listener: anyio.abc.Listener[anyio.abc.SocketStream]) -> None:
-        with self._listener_scope:
-            await accept_forever(listener, self._accept, lambda: self.closed)
-
-    async def _accept(self, stream: anyio.abc.SocketStream) -> None:
-        if self.closed or self.suspended:
-            await close_quietly(stream)
-            return
-        address = stream.extra(anyio.abc.SocketAttribute.remote_address)
-        remote = (str(address[0]), int(address[1])) if isinstance(address, tuple) else ("", 0)
-        claimed: list[Slot[Connection]] = []
-        conn: Connection | None = None
-        try:
-            conn = await accept_handshake(
-                stream,
-                key_pair=self.key_pair,
-                remote_address=remote,
-                authorize=partial(self._authorize, claimed),
-                keepalive=self._keepalive,
-                idle_timeout=self._idle_timeout,
-                handshake_timeout=self._handshake_timeout,
-            )
-        except _DIAL_ERRORS as exc:
-            logger.debug("incoming handshake from %r failed: %r", remote, exc)
-        except Exception:
-            logger.exception("incoming handshake from %r failed unexpectedly", remote)
-        if conn is None or not claimed or claimed[-1].superseded or self.closed:
-            await close_quietly(conn or stream)
-            for slot in claimed:
-                self._pool.accept_failed(slot, anyio.current_time())
-        else:
-            slot = claimed[-1]
-            self._open(slot, conn, self._pool.peer(slot.remote_key, client=False))
-        self._changed()
-
-    async def _authorize(
-        self,
-        claimed: list[Slot[Connection]],
-        key: bytes,
-        address: tuple[str, int],
-        topics: Sequence[bytes],
-    ) -> bool:
-        """Decide on an incoming handshake as soon as its key is known: firewall, ban,
-        ``max_server_connections`` and dedup. Returning True takes the peer's slot."""
-        if self.closed or self.suspended or await self._firewalled(key, address):
-            return False
-        slot, existing, probe = self._pool.admit(key, topics)
-        if probe and existing is not None and existing.connection is not None:
-            self._spawn(partial(send_probe, existing.connection))
-        if slot is None:
-            return False
-        claimed.append(slot)
-        if existing is not None:
-            await self._close_slot(existing)  # before the new one reaches the application
-        return True
-
-    # -- open connections -------------------------------------------------------------------------
-
-    def _open(self, slot: Slot[Connection], conn: Connection, peer: PeerInfo) -> None:
-        """Hand a connection that passed dedup to the application (no await before this)."""
-        assert self._tg is not None
-        self._pool.opened(slot, conn, peer, anyio.current_time())
-        self.connections.add(conn)
-        self._tg.start_soon(self._watch, slot, conn, peer)
-        if self._on_connection:
-            self._tg.start_soon(run_handlers, list(self._on_connection), conn, peer)
-
-    async def _watch(self, slot: Slot[Connection], conn: Connection, peer: PeerInfo) -> None:
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(keepalive_loop, conn)
-                await conn.wait_closed()
-                tg.cancel_scope.cancel()
-        finally:
-            # Cancelled: the swarm is closing, and this connection may have opened after
-            # its closing pass (a dial that finished meanwhile); it must not outlive it.
-            await close_quietly(conn)
-            self._retire(slot, conn, peer)
 
     def _retire(self, slot: Slot[Connection], conn: Connection, peer: PeerInfo) -> None:
         self.connections.discard(conn)
