@@ -66,14 +66,14 @@ class Driver:
             slot, _ = self.open[n % len(self.open)]
             slot.connection = Conn(bytes_read=n + 1, bytes_written=n + 1)
         elif op == "admit":
-            slot, existing, _ = pool.admit(key, [topic])
+            admitted, existing, _ = pool.admit(key, [topic])
             if existing is not None:
                 for entry in list(self.open):
                     if entry[0] is existing:
                         self.open.remove(entry)
                         pool.closed(existing, entry[1], self.now)
-            if slot is not None:
-                self.handshaking.append(slot)
+            if admitted is not None:
+                self.handshaking.append(admitted)
         elif op == "handshake_done" and self.handshaking:
             slot = self.handshaking.pop(n % len(self.handshaking))
             if flag and not slot.superseded and pool.accepting:
