@@ -58,7 +58,7 @@ from .local_network import LocalDiscovery
 from .network_config import bootstrap_from_env
 from .peer_info import PeerInfo
 from .peer_record import PeerRecord
-from .transport import DEFAULT_HANDSHAKE_TIMEOUT, Dialer, TCPDialer
+from .transport import DEFAULT_HANDSHAKE_TIMEOUT, Dialer, TCPDialer, create_socket_listener
 
 __all__ = ("Firewall", "Swarm", "SwarmStats")
 
@@ -180,8 +180,8 @@ class Swarm:
         outer = self._outer = anyio.create_task_group()
         await outer.__aenter__()
         try:
-            listener = await anyio.create_tcp_listener(
-                local_host=self._host, local_port=self._port_option, reuse_port=True
+            listener = await create_socket_listener(
+                local_host=self._host, local_port=self._port_option
             )
             self._listener = listener
             self._port = listener.extra(anyio.abc.SocketAttribute.local_port)

@@ -64,4 +64,4 @@ async def wait_until(predicate: Callable[[], bool], *swarms: Swarm, within: floa
                 await changed.wait()
     finally:
         for swarm in swarms:
-            swarm._on_update.remove(notify)
+            swarm.remove_update_callback(notify)
