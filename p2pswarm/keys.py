@@ -8,18 +8,17 @@ Hyperswarm's ``keyPair(seed)``.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import secrets
-import tempfile
 from pathlib import Path
 from typing import Final
 
 import nacl.bindings as sodium
 import nacl.exceptions
 
+from ._files import write_atomically
 from .errors import KeyFileError
 
 __all__ = ("KeyPair", "check_public_key", "check_topic", "topic", "verify")
@@ -165,19 +164,7 @@ class KeyPair:
             "seed": self.seed.hex(),
         }
         data = (json.dumps(document, indent=2) + "\n").encode("ascii")
-        directory = path.parent if str(path.parent) else Path(".")
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "wb") as tmp:
-                tmp.write(data)
-                tmp.flush()
-                os.fsync(tmp.fileno())
-            os.replace(tmp_name, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp_name)
-            raise
+        write_atomically(path, data, mode=0o600)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> KeyPair:
