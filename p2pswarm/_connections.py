@@ -68,6 +68,14 @@ async def dial(
         logger.debug("dial %s… failed: %r", peer.public_key.hex()[:16], exc)
     except Exception:
         logger.exception("the dialer raised unexpectedly for %s…", peer.public_key.hex()[:16])
+    except BaseException:
+        # Cancelled with the swarm: the pool still hears the dial ended (``connecting``
+        # returns to 0), and a connection that made it through is not left open.
+        swarm._pool.dial_ended(slot, peer, ok=False, now=anyio.current_time())
+        if conn is not None:
+            with anyio.CancelScope(shield=True):
+                await close_quietly(conn)
+        raise
     finally:
         swarm._dial_scopes.pop(slot, None)
     now = anyio.current_time()

@@ -107,6 +107,7 @@ async def test_cancelling_a_task_with_dials_in_flight_finishes() -> None:
                 assert client.swarm.connecting == 1
                 tg.cancel_scope.cancel()
         assert client.finished.is_set() and client.swarm.closed
+        assert client.swarm.connecting == 0
 
 
 async def test_an_exception_in_the_body_propagates_unchanged() -> None:
