@@ -45,6 +45,7 @@ __all__ = (
     "MAX_PADDING",
     "MAX_RECORDS_PER_REPLY",
     "NODE_ID_SIZE",
+    "QUERY_COMMANDS",
     "TOKEN_SIZE",
     "VERSION",
     "BoundedReader",
@@ -97,6 +98,13 @@ class Command(enum.IntEnum):
     FIND_PEER = 3
     ANNOUNCE = 4
     UNANNOUNCE = 5
+
+
+#: The commands answered with contacts (and, from a persistent node, a token): a requester
+#: pays for their replies with padding or a token, and a responder may truncate them.
+QUERY_COMMANDS: Final = frozenset(
+    {Command.PING, Command.FIND_NODE, Command.LOOKUP, Command.FIND_PEER}
+)
 
 
 class Status(enum.IntEnum):

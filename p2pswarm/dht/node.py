@@ -1,10 +1,16 @@
-"""DHTNode: the DHT's I/O and its policy together: serving, queries, storage, announces.
+"""DHTNode: the DHT's I/O edge and its client side: requests, queries, announces.
 
 The node owns one UDP socket (:mod:`.rpc`: receive loop, reply matching, retransmits) and
-a task group. It answers other nodes from its routing table and record store, walks the
-network with iterative queries (:mod:`.query`), and announces, unannounces and looks up
-signed records (:mod:`.records`). The codec, records, storage, tokens, routing table and
-NAT reading are pure modules; this is where they meet the network.
+a task group. It walks the network with iterative queries (:mod:`.query`), and announces,
+unannounces and looks up signed records (:mod:`.records`). The codec, records, storage,
+tokens, routing table and NAT reading are pure modules; this is where they meet the
+network.
+
+Answering other nodes is :mod:`.serving`'s job. The two halves meet only at the shared
+routing table, record store and token issuer, and at the socket: what we ask is driven by
+our own caller and trusts our own state, what we answer is driven by strangers and is all
+defence. The node builds the :class:`~.serving.Responder`, hands the socket's requests to
+it and lends it a ping and a task slot to check requesters' addresses.
 
 A persistent node puts its id in every datagram and so enters other nodes' routing tables,
 answers queries and stores records. An *ephemeral* node (the default, what a swarm uses)
@@ -12,11 +18,9 @@ sends no id: it queries and announces, but nobody routes through it and it store
 A request to a node that never answers costs at most :attr:`DHTNode.request_budget`
 (1.75 s by default: attempts after 0.25, 0.5 and 1 s), never rpcudp's 5 s.
 
-Every datagram is hostile until proven otherwise: requests spend a per-source budget
-before they are decoded (:mod:`.ratelimit`); a reply to a sender whose address is unproven
-stays within 3x its request (:mod:`.amplification`); a requester enters the routing table
-only with a round-trip token or after answering a ping back; stores need a token and a
-valid signature; queries cap what lying replies can make them do (:mod:`.query`).
+Every datagram is hostile until proven otherwise: requests go through the responder's
+defences (:mod:`.serving`); a query pays for its replies with padding or a token
+(:mod:`.amplification`) and caps what lying replies can make it do (:mod:`.query`).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import os
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import anyio
 import anyio.abc
@@ -34,38 +38,19 @@ import anyio.lowlevel
 from kademlia.node import Node
 
 from ..discovery_backend import DiscoveryBackend
-from ..errors import DHTError, DHTTimeoutError, InvalidRecordError
+from ..errors import DHTError, DHTTimeoutError
 from ..keys import KeyPair, check_public_key, check_topic
-from ..peer_record import AddressKind, PeerAddress, PeerRecord
-from .amplification import AMPLIFICATION_FACTOR, ReplyTokens, bound_reply, pad_target
-from .messages import (
-    MAX_RECORDS_PER_REPLY,
-    Command,
-    NodeContact,
-    Request,
-    Response,
-    Status,
-)
+from ..peer_record import PeerAddress, PeerRecord
+from .amplification import ReplyTokens, pad_target
+from .messages import QUERY_COMMANDS, Command, NodeContact, Response, Status
 from .nat import NatObserver, NatStatus
 from .query import IterativeQuery, ReplyCallback, TopicLookup
-from .ratelimit import DEFAULT_RATE_LIMIT, RateLimit, SourceRateLimiter, source_key
-from .records import (
-    RecordKind,
-    create_record,
-    create_unannounce,
-    decode_record,
-    decode_unannounce,
-    target_for,
-)
+from .ratelimit import DEFAULT_RATE_LIMIT, RateLimit
+from .records import RecordKind, create_record, create_unannounce, target_for
 from .routing import RoutingState, RoutingTable, contacts_of, save_routing_state
 from .rpc import DatagramRpc, resolve
-from .storage import (
-    DEFAULT_MAX_PER_TOPIC,
-    DEFAULT_MAX_TOTAL,
-    DEFAULT_TTL,
-    PutResult,
-    RecordStore,
-)
+from .serving import Responder, stored_records
+from .storage import DEFAULT_MAX_PER_TOPIC, DEFAULT_MAX_TOTAL, DEFAULT_TTL, RecordStore
 from .tokens import TOKEN_ROTATION, TokenIssuer
 
 __all__ = ("DHTNode",)
@@ -73,6 +58,7 @@ __all__ = ("DHTNode",)
 logger = logging.getLogger(__name__)
 
 Address = tuple[str, int]
+_T = TypeVar("_T")
 
 DEFAULT_KSIZE: Final = 20
 #: Requests in flight per query: dht-rpc's default concurrency (Kademlia's paper says 3; on
@@ -84,19 +70,6 @@ MAINTENANCE_INTERVAL: Final = 30.0
 PEER_REPLICAS: Final = 5
 #: Maintenance rounds between routing refreshes (every 5 minutes).
 REFRESH_EVERY: Final = 10
-#: Requesters being pinged back before they may enter the routing table, at most.
-MAX_VERIFYING: Final = 64
-
-_QUERY_COMMANDS: Final = frozenset(
-    {Command.PING, Command.FIND_NODE, Command.LOOKUP, Command.FIND_PEER}
-)
-
-_PUT_STATUS: Final = {
-    PutResult.STORED: Status.OK,
-    PutResult.REPLACED: Status.OK,
-    PutResult.STALE: Status.STALE_SEQ,
-    PutResult.EXPIRED: Status.EXPIRED,
-}
 
 
 class DHTNode:
@@ -153,21 +126,28 @@ class DHTNode:
         self._tokens = TokenIssuer(clock(), rotation=token_rotation)
         self._nat = NatObserver()
         self._pinging: set[bytes] = set()
-        self._verifying: set[Address] = set()
         self._seqs: dict[tuple[RecordKind, bytes, bytes], int] = {}
-        #: Budgets run on the monotonic clock: ``clock`` may be a test's frozen fake.
-        self._limiter = SourceRateLimiter(rate_limit) if rate_limit is not None else None
         self._reply_tokens = ReplyTokens()
-        #: Replies not sent because the request could not pay for even a bare one.
-        self.unpaid_requests = 0
+        self._responder = Responder(
+            node_id=self.node_id,
+            wire_id=self._wire_id,
+            ksize=ksize,
+            clock=clock,
+            routing=self._routing,
+            store=self._store,
+            tokens=self._tokens,
+            rate_limit=rate_limit,
+            ping=self.ping,
+            start=self._start_if_running,
+        )
         self._rpc = DatagramRpc(
-            on_request=self._serve,
+            on_request=self._responder.serve,
             on_response=self._learn_from_reply,
             wire_id=self._wire_id,
             request_timeout=request_timeout,
             retries=retries,
             first_retransmit=first_retransmit,
-            admit=self._admit if self._limiter is not None else None,
+            admit=self._responder.admit,
         )
         self._tg: anyio.abc.TaskGroup | None = None
         self._closed = False
@@ -233,6 +213,13 @@ class DHTNode:
             )
         self._tg.start_soon(fn)
 
+    def _start_if_running(self, fn: Callable[[_T], Coroutine[Any, Any, None]], arg: _T) -> bool:
+        """Run ``fn(arg)`` in the background, unless the node is closed or not yet running."""
+        if self._closed or self._tg is None:
+            return False
+        self._tg.start_soon(fn, arg)
+        return True
+
     # -- introspection --------------------------------------------------------------------
 
     def __repr__(self) -> str:
@@ -285,6 +272,11 @@ class DHTNode:
         save_routing_state(path, self.routing_state())
 
     @property
+    def unpaid_requests(self) -> int:
+        """Replies not sent because the request could not pay for even a bare one."""
+        return self._responder.unpaid_requests
+
+    @property
     def dropped_datagrams(self) -> int:
         """Datagrams dropped as malformed or unexpected; for tests and diagnostics."""
         return self._rpc.dropped_datagrams
@@ -330,7 +322,7 @@ class DHTNode:
         with padding (:mod:`.amplification`); a truncated reply is asked for again once,
         with the token it carried.
         """
-        if command not in _QUERY_COMMANDS:
+        if command not in QUERY_COMMANDS:
             return await self._rpc.request(
                 address, command, key=key, token=token, payload=payload, on_slow=on_slow
             )
@@ -355,10 +347,8 @@ class DHTNode:
 
     def _ping_head(self, node: Node) -> None:
         """A bucket is full: check that its oldest node still answers, else replace it."""
-        if node.id in self._pinging or self._closed or self._tg is None:
-            return
-        self._pinging.add(node.id)
-        self._tg.start_soon(self._check_head, node)
+        if node.id not in self._pinging and self._start_if_running(self._check_head, node):
+            self._pinging.add(node.id)
 
     async def _check_head(self, node: Node) -> None:
         try:
@@ -370,151 +360,11 @@ class DHTNode:
         finally:
             self._pinging.discard(node.id)
 
-    # -- serving others -------------------------------------------------------------------
+    # -- maintenance ----------------------------------------------------------------------
 
-    def _admit(self, source: Address) -> bool:
-        assert self._limiter is not None
-        return self._limiter.allow(source_key(source), time.monotonic())
-
-    def _serve(self, request: Request, source: Address, size: int) -> bytes | None:
-        """Answer, within the reflection budget of a sender that has not proven its address."""
-        response = self._answer(request, source)
-        data = response.encode()
-        budget = size * AMPLIFICATION_FACTOR
-        if len(data) <= budget or (
-            request.token
-            and request.command in _QUERY_COMMANDS
-            and self._tokens.check(source[0], request.token, self.clock())
-        ):
-            return data
-        bounded = bound_reply(response, budget)
-        if bounded is None:
-            self.unpaid_requests += 1
-            return None
-        return bounded.encode()
-
-    def _answer(self, request: Request, source: Address) -> Response:
-        host = source[0]
-        if request.node_id is not None and request.node_id != self.node_id:
-            self._consider_requester(request, source)
-        command = request.command
-        reply_id = self._wire_id
-        if command is Command.PING:
-            response = Response(command, request.rid, source, reply_id)
-        elif command in (Command.FIND_NODE, Command.LOOKUP, Command.FIND_PEER):
-            response = self._answer_query(request, source)
-        elif command is Command.ANNOUNCE:
-            response = Response(
-                command, request.rid, source, reply_id, self._store_announce(request, host)
-            )
-        else:
-            response = Response(
-                command, request.rid, source, reply_id, self._store_unannounce(request, host)
-            )
-        return response
-
-    def _consider_requester(self, request: Request, source: Address) -> None:
-        """A persistent requester enters the routing table only once its address is proven.
-
-        Source addresses can be forged: taking a request's id and address on trust lets
-        anyone fill our buckets with contacts at addresses they do not own (and overwrite a
-        real node's address under its id), which we would then hand to everyone who asks.
-        A token we issued to that IP proves it; otherwise we ping the address back, and its
-        reply (matched on rid and address) adds whoever really answers there.
-        """
-        assert request.node_id is not None
-        if request.token and self._tokens.check(source[0], request.token, self.clock()):
-            self._routing.add_contact(Node(request.node_id, source[0], source[1]))
-            return
-        if (
-            source in self._verifying
-            or len(self._verifying) >= MAX_VERIFYING
-            or self._closed
-            or self._tg is None
-        ):
-            return
-        if self._routing.address_of(request.node_id) == source:
-            return  # already known at this very address
-        if not self._routing.has_room_for(request.node_id):
-            return  # a full bucket: a ping would buy nothing (replies still teach us)
-        self._verifying.add(source)
-        self._tg.start_soon(self._verify_requester, source)
-
-    async def _verify_requester(self, source: Address) -> None:
-        try:
-            await self.ping(source)  # the reply adds the node (_learn_from_reply)
-        except DHTError:
-            pass
-        finally:
-            self._verifying.discard(source)
-
-    def _answer_query(self, request: Request, source: Address) -> Response:
-        command = request.command
-        target = request.key if command is Command.FIND_NODE else target_for(request.key)
-        exclude = request.node_id
-        neighbours = self._routing.find_neighbors(Node(target), self.ksize + 1)
-        nodes = tuple(NodeContact(n.id, n.ip, n.port) for n in neighbours if n.id != exclude)[
-            : self.ksize
-        ]
-        now = self.clock()
-        # Every query reply carries a token: an announce walks with FIND_NODE (it has no
-        # use for the records a LOOKUP would drag along) and then needs tokens to store.
-        token = None if self.ephemeral else self._tokens.issue(source[0], now)
-        if command is Command.FIND_NODE:
-            return Response(command, request.rid, source, self._wire_id, token=token, nodes=nodes)
-        records: tuple[tuple[str, bytes], ...] = ()
-        if command is Command.LOOKUP:
-            records = tuple(
-                (stored.host, stored.record.encode())
-                for stored in self._store.sample(
-                    RecordKind.TOPIC, request.key, now, MAX_RECORDS_PER_REPLY
-                )
-            )
-        else:
-            stored = self._store.get(RecordKind.PEER, request.key, request.key, now)
-            if stored is not None:
-                records = ((stored.host, stored.record.encode()),)
-        return Response(
-            command, request.rid, source, self._wire_id, token=token, nodes=nodes, records=records
-        )
-
-    def _store_announce(self, request: Request, host: str) -> Status:
-        if self.ephemeral:
-            return Status.NOT_STORING
-        now = self.clock()
-        if not self._tokens.check(host, request.token, now):
-            return Status.BAD_TOKEN
-        try:
-            record = decode_record(request.payload)
-        except InvalidRecordError as exc:
-            logger.debug("rejected an announce from %s: %s", host, exc)
-            return Status.INVALID_RECORD
-        claimed = {a.host for a in record.addresses if a.kind is AddressKind.DIRECT}
-        if claimed - {host}:
-            # A direct address must be the sender's own IP, as we see it.
-            return Status.ADDRESS_MISMATCH
-        return _PUT_STATUS[self._store.put(record, host, now)]
-
-    def _store_unannounce(self, request: Request, host: str) -> Status:
-        if self.ephemeral:
-            return Status.NOT_STORING
-        now = self.clock()
-        if not self._tokens.check(host, request.token, now):
-            return Status.BAD_TOKEN
-        try:
-            unannounce = decode_unannounce(request.payload)
-        except InvalidRecordError as exc:
-            logger.debug("rejected an unannounce from %s: %s", host, exc)
-            return Status.INVALID_RECORD
-        self._store.remove(unannounce, now)
-        return Status.OK
-
-    def _local_records(self, kind: RecordKind, topic: bytes) -> list[tuple[str, bytes]]:
-        now = self.clock()
-        if kind is RecordKind.PEER:
-            stored = self._store.get(kind, topic, topic, now)
-            return [] if stored is None else [(stored.host, stored.record.encode())]
-        return [(s.host, s.record.encode()) for s in self._store.sample(kind, topic, now)]
+    def _local_records(self, kind: RecordKind, topic: bytes) -> tuple[tuple[str, bytes], ...]:
+        """What we hold ourselves under ``topic``: a lookup yields it before asking anyone."""
+        return stored_records(self._store, kind, topic, self.clock())
 
     async def _maintenance_loop(self) -> None:
         rounds = 0
