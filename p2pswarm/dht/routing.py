@@ -16,11 +16,9 @@ Routing state is saved as JSON (never pickle) and written atomically.
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,7 @@ from typing import Any, Final
 from kademlia.node import Node
 from kademlia.routing import RoutingTable as _KademliaRoutingTable
 
+from .._files import write_atomically
 from ..errors import DHTError
 from .messages import NODE_ID_SIZE, NodeContact, encode_host
 
@@ -137,7 +136,6 @@ class RoutingState:
 
 def save_routing_state(path: str | os.PathLike[str], state: RoutingState) -> None:
     """Write ``state`` as JSON, atomically (a crash leaves the old file or the new one)."""
-    path = Path(path)
     document = {
         "type": STATE_FILE_TYPE,
         "version": STATE_FILE_VERSION,
@@ -148,18 +146,7 @@ def save_routing_state(path: str | os.PathLike[str], state: RoutingState) -> Non
         ],
     }
     data = (json.dumps(document, indent=1) + "\n").encode("ascii")
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as tmp:
-            tmp.write(data)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
+    write_atomically(path, data)
 
 
 def _contact(entry: Any) -> NodeContact:
