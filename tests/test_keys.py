@@ -3,13 +3,23 @@ from __future__ import annotations
 import json
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import p2pswarm
 from p2pswarm.errors import KeyFileError
-from p2pswarm.keys import KeyPair, check_public_key, check_topic, topic, verify
+from p2pswarm.keys import (
+    KEY_FILE_TYPE,
+    KEY_FILE_VERSION,
+    KeyPair,
+    check_public_key,
+    check_topic,
+    topic,
+    verify,
+)
 
 # libsodium's crypto_sign_seed_keypair of 32 zero bytes (RFC 8032 style derivation).
 ZERO_SEED_PUBLIC = bytes.fromhex("3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29")
@@ -155,3 +165,32 @@ def test_corrupt_key_files_raise_and_are_untouched(
 def test_missing_key_file(tmp_path: Path) -> None:
     with pytest.raises(KeyFileError, match="cannot read key file"):
         KeyPair.load(tmp_path / "nope.key")
+
+
+def _key_documents() -> st.SearchStrategy[object]:
+    """JSON shaped roughly like a key file, so the fuzzer reaches the field checks."""
+    hex_text = st.binary(max_size=40).map(bytes.hex)
+    return st.one_of(
+        st.fixed_dictionaries(
+            {
+                "type": st.just(KEY_FILE_TYPE) | st.text(max_size=8),
+                "version": st.just(KEY_FILE_VERSION) | st.integers() | st.text(max_size=3),
+            },
+            optional={"seed": hex_text | st.text(max_size=70), "public_key": hex_text},
+        ),
+        st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8), st.lists),
+    )
+
+
+@given(st.binary(max_size=300) | _key_documents().map(lambda d: json.dumps(d).encode()))
+@settings(max_examples=200, deadline=None)
+def test_key_file_decoder_fuzz_returns_a_key_or_raises_key_file_error(content: bytes) -> None:
+    """A hostile key file yields a KeyPair or KeyFileError, never another exception."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "id.key"
+        path.write_bytes(content)
+        try:
+            loaded = KeyPair.load(path)
+        except KeyFileError:
+            return
+        assert loaded.public_key == KeyPair.from_seed(loaded.seed).public_key
