@@ -185,6 +185,13 @@ class AsyncioSocketStream(SocketStream):
         self._eof_sent = False
         #: Calls in a row that returned without suspending (see ``_FAIR_STREAK``).
         self._streak = 0
+        #: One deadline timer kept across reads: deadlines mostly move later (an idle
+        #: clock refreshed per message), so re-arming a timer per read would be waste.
+        #: It fires at ``_timer_when`` and then re-checks the current read's deadline.
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_when = math.inf
+        self._read_deadline = math.inf
+        self._read_expired = False
 
     @property
     def _raw_socket(self) -> socket.socket:
@@ -235,9 +242,7 @@ class AsyncioSocketStream(SocketStream):
         the end of the stream."""
         protocol = self._protocol
         chunks = protocol.chunks
-        loop = self._loop
-        timer: asyncio.TimerHandle | None = None
-        expired: list[bool] = []
+        self._read_expired = False
         while not chunks:
             if self._closed:
                 raise anyio.ClosedResourceError
@@ -245,21 +250,42 @@ class AsyncioSocketStream(SocketStream):
                 raise anyio.BrokenResourceError from protocol.exception
             if protocol.eof or protocol.lost:
                 raise anyio.EndOfStream
-            if expired:
+            if self._read_expired:
                 return False
-            waiter = loop.create_future()
+            waiter = self._loop.create_future()
             protocol.read_waiter = waiter
-            if deadline != math.inf:
-                timer = loop.call_at(deadline, _expire, waiter, expired)
+            self._read_deadline = deadline
+            if deadline < self._timer_when:
+                self._arm_timer(deadline)
             try:
                 await waiter
             finally:
                 protocol.read_waiter = None
-                if timer is not None:
-                    timer.cancel()
+                self._read_deadline = math.inf
         if self._closed:
             raise anyio.ClosedResourceError
         return True
+
+    def _arm_timer(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_at(when, self._on_timer)
+        self._timer_when = when
+
+    def _on_timer(self) -> None:
+        fired_at = self._timer_when
+        self._timer = None
+        self._timer_when = math.inf
+        deadline = self._read_deadline
+        if deadline == math.inf:
+            return  # no read waits: the next timed read arms it again
+        if deadline <= fired_at:
+            self._read_expired = True
+            waiter = self._protocol.read_waiter
+            if waiter is not None:
+                _set_done(waiter)
+        else:
+            self._arm_timer(deadline)  # the read waiting now has a later deadline
 
     def _take(self, max_bytes: int) -> bytes:
         protocol = self._protocol
@@ -343,6 +369,10 @@ class AsyncioSocketStream(SocketStream):
             self._protocol.chunks.clear()
             self._protocol.buffered = 0
             self._transport.abort()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+                self._timer_when = math.inf
             self._protocol._wake_reader()
             self._protocol._wake_writer()
         await anyio.lowlevel.checkpoint()
@@ -478,8 +508,3 @@ class AsyncioSocketListener(SocketListener):
 def _set_done(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
-
-
-def _expire(waiter: asyncio.Future[None], expired: list[bool]) -> None:
-    expired.append(True)
-    _set_done(waiter)
