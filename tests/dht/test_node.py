@@ -179,8 +179,10 @@ async def test_aclose_is_idempotent_and_stops_requests() -> None:
 
 
 async def test_aclose_wakes_requests_in_flight() -> None:
-    async with DHTNode(request_timeout=30, first_retransmit=30) as node:
-        silent = await anyio.create_udp_socket(local_host="127.0.0.1")
+    async with (
+        DHTNode(request_timeout=30, first_retransmit=30) as node,
+        await anyio.create_udp_socket(local_host="127.0.0.1") as silent,
+    ):
         address = silent.extra(anyio.abc.SocketAttribute.local_address)[:2]
         errors: list[BaseException] = []
 
@@ -195,7 +197,6 @@ async def test_aclose_wakes_requests_in_flight() -> None:
                 tg.start_soon(ping)
                 await silent.receive()  # the request is in flight
                 await node.aclose()
-        await silent.aclose()
         assert len(errors) == 1 and not isinstance(errors[0], DHTTimeoutError)
 
 
