@@ -42,6 +42,11 @@ logger = logging.getLogger("p2pswarm.swarm")
 #: What a failed dial or handshake may raise without being a bug of ours.
 DIAL_ERRORS: Final = (P2PSwarmError, OSError, anyio.BrokenResourceError)
 
+#: Incoming handshakes in progress at once. A stranger can open sockets and say nothing
+#: until the handshake timeout; past this many, new sockets are closed at once, so a
+#: flood costs a bounded number of tasks and never starves the connections we have.
+MAX_PENDING_HANDSHAKES: Final = 64
+
 
 async def dial(
     swarm: Swarm, slot: Slot[Connection], peer: PeerInfo, scope: anyio.CancelScope
@@ -114,9 +119,21 @@ async def serve(swarm: Swarm, listener: anyio.abc.Listener[anyio.abc.SocketStrea
 
 async def accept(swarm: Swarm, stream: anyio.abc.SocketStream) -> None:
     """Run one incoming handshake; :func:`authorize` claims the slot once the key is known."""
-    if swarm.closed or swarm.suspended:
+    if (
+        swarm.closed
+        or swarm.suspended
+        or swarm._pending_handshakes >= swarm._max_pending_handshakes
+    ):
         await close_quietly(stream)
         return
+    swarm._pending_handshakes += 1
+    try:
+        await _accept(swarm, stream)
+    finally:
+        swarm._pending_handshakes -= 1
+
+
+async def _accept(swarm: Swarm, stream: anyio.abc.SocketStream) -> None:
     address = stream.extra(anyio.abc.SocketAttribute.remote_address)
     remote = (str(address[0]), int(address[1])) if isinstance(address, tuple) else ("", 0)
     claimed: list[Slot[Connection]] = []

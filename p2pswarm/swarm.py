@@ -129,6 +129,8 @@ class Swarm:
         self._bootstrap, self._dht_option = bootstrap, dht
         self._keepalive, self._idle_timeout = keepalive, idle_timeout
         self._handshake_timeout = handshake_timeout
+        self._pending_handshakes = 0
+        self._max_pending_handshakes = _connections.MAX_PENDING_HANDSHAKES
         self._dialer: Dialer = dialer or TCPDialer(
             keepalive=keepalive, idle_timeout=idle_timeout, handshake_timeout=handshake_timeout
         )
