@@ -42,11 +42,6 @@ logger = logging.getLogger("p2pswarm.swarm")
 #: What a failed dial or handshake may raise without being a bug of ours.
 DIAL_ERRORS: Final = (P2PSwarmError, OSError, anyio.BrokenResourceError)
 
-#: Incoming handshakes in progress at once. A stranger can open sockets and say nothing
-#: until the handshake timeout; past this many, new sockets are closed at once, so a
-#: flood costs a bounded number of tasks and never starves the connections we have.
-MAX_PENDING_HANDSHAKES: Final = 64
-
 
 async def dial(
     swarm: Swarm, slot: Slot[Connection], peer: PeerInfo, scope: anyio.CancelScope

@@ -58,7 +58,13 @@ from .local_network import LocalDiscovery
 from .network_config import bootstrap_from_env
 from .peer_info import PeerInfo
 from .peer_record import PeerRecord
-from .transport import DEFAULT_HANDSHAKE_TIMEOUT, Dialer, TCPDialer, create_socket_listener
+from .transport import (
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    MAX_PENDING_HANDSHAKES,
+    Dialer,
+    TCPDialer,
+    create_socket_listener,
+)
 
 __all__ = ("Firewall", "Swarm", "SwarmStats")
 
@@ -130,7 +136,7 @@ class Swarm:
         self._keepalive, self._idle_timeout = keepalive, idle_timeout
         self._handshake_timeout = handshake_timeout
         self._pending_handshakes = 0
-        self._max_pending_handshakes = _connections.MAX_PENDING_HANDSHAKES
+        self._max_pending_handshakes = MAX_PENDING_HANDSHAKES
         self._dialer: Dialer = dialer or TCPDialer(
             keepalive=keepalive, idle_timeout=idle_timeout, handshake_timeout=handshake_timeout
         )

@@ -56,6 +56,7 @@ from .protocol import (
 __all__ = (
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_HANDSHAKE_TIMEOUT",
+    "MAX_PENDING_HANDSHAKES",
     "Authorize",
     "ConnectionListener",
     "Dialer",
@@ -353,6 +354,11 @@ async def create_socket_listener(
     return MultiListener([_asyncio_stream.AsyncioSocketListener(sub) for sub in inner])
 
 
+#: Incoming handshakes in progress at once on one listener. A stranger can open sockets and
+#: say nothing until the handshake timeout; past this many, new sockets are closed at once,
+#: so a flood costs a bounded number of tasks and never starves established connections.
+MAX_PENDING_HANDSHAKES: Final = 64
+
 Handler: TypeAlias = Callable[[Connection], Awaitable[Any]]
 
 #: Errors a peer can cause inside a connection handler: they end that connection only.
@@ -387,6 +393,8 @@ class ConnectionListener(anyio.abc.Listener[Connection]):
         assert isinstance(address, tuple)
         self._local_address = (str(address[0]), int(address[1]))
         self._closed = False
+        self._pending_handshakes = 0
+        self._max_pending_handshakes = MAX_PENDING_HANDSHAKES
         self.key_pair = key_pair
         self._authorize = authorize
         self._options: dict[str, Any] = {
@@ -461,7 +469,14 @@ class ConnectionListener(anyio.abc.Listener[Connection]):
         """
 
         async def run(stream: ByteStream) -> None:
-            connection = await self._accept_one(stream)
+            if self._pending_handshakes >= self._max_pending_handshakes:
+                await anyio.aclose_forcefully(stream)
+                return
+            self._pending_handshakes += 1
+            try:
+                connection = await self._accept_one(stream)
+            finally:
+                self._pending_handshakes -= 1
             if connection is None:
                 return
             try:
