@@ -7,20 +7,12 @@ import anyio.abc
 import pytest
 
 from p2pswarm import Connection, KeyPair, connect_tcp, create_tcp_listener
+from tests.silent_sockets import closed_by_peer
 
 pytestmark = pytest.mark.anyio
 
+
 TIMEOUT = 15.0
-
-
-async def _closed_by_peer(
-    index: int, stream: anyio.abc.SocketStream, out: list[int], done: anyio.Event
-) -> None:
-    try:
-        await stream.receive()
-    except (anyio.EndOfStream, anyio.BrokenResourceError):
-        out.append(index)
-        done.set()
 
 
 async def test_silent_sockets_past_the_cap_are_closed_and_the_slot_frees() -> None:
@@ -45,7 +37,7 @@ async def test_silent_sockets_past_the_cap_are_closed_and_the_slot_frees() -> No
                 one_refused = anyio.Event()
                 async with anyio.create_task_group() as watchers:
                     for index, stream in enumerate(silent):
-                        watchers.start_soon(_closed_by_peer, index, stream, refused, one_refused)
+                        watchers.start_soon(closed_by_peer, index, stream, refused, one_refused)
                     await one_refused.wait()
                     watchers.cancel_scope.cancel()
                 assert len(refused) == 1  # the other one holds the only handshake slot

@@ -10,20 +10,11 @@ from p2pswarm.connection import Connection
 from p2pswarm.peer_info import PeerInfo
 from p2pswarm.swarm import Swarm
 from p2pswarm.testing import create_testnet
+from tests.silent_sockets import closed_by_peer
 
 from .helpers import TIMEOUT
 
 pytestmark = pytest.mark.anyio
-
-
-async def _closed_by_peer(
-    index: int, stream: anyio.abc.SocketStream, out: list[int], done: anyio.Event
-) -> None:
-    try:
-        await stream.receive()
-    except (anyio.EndOfStream, anyio.BrokenResourceError):
-        out.append(index)
-        done.set()
 
 
 async def test_silent_sockets_past_the_cap_are_closed_and_the_slot_frees() -> None:
@@ -40,7 +31,7 @@ async def test_silent_sockets_past_the_cap_are_closed_and_the_slot_frees() -> No
             with anyio.fail_after(TIMEOUT):
                 async with anyio.create_task_group() as tg:
                     for index, stream in enumerate(silent):
-                        tg.start_soon(_closed_by_peer, index, stream, refused, one_refused)
+                        tg.start_soon(closed_by_peer, index, stream, refused, one_refused)
                     await one_refused.wait()
                     tg.cancel_scope.cancel()
             assert len(refused) == 1  # the other one holds the only handshake slot
