@@ -35,7 +35,6 @@ import argparse
 import json
 import math
 import platform
-import resource
 import shutil
 import struct
 import sys
@@ -46,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from _common import cpu_ms, ext_tx_packets, now_ms, quantile, rss_mib, summary
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from p2pswarm import KeyPair
@@ -62,62 +62,7 @@ PING, BULK = 0x01, 0x02
 #: as Hyperswarm's 5 s keep-alive), unless --no-keepalive turns both off.
 OPTIONS: dict[str, Any] = {}
 
-# -- the anchor's statistics and accounting ---------------------------------------------------
-
-
-def now_ms() -> float:
-    return time.perf_counter() * 1000.0
-
-
-def quantile(values: Sequence[float], q: float) -> float | None:
-    data = sorted(v for v in values if math.isfinite(v))
-    if not data:
-        return None
-    pos = (len(data) - 1) * q
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
-
-
-def summary(values: Sequence[float], digits: int = 2) -> dict[str, Any]:
-    def r(x: float | None) -> float | None:
-        return None if x is None else round(x, digits)
-
-    return {
-        "n": len(values),
-        "median": r(quantile(values, 0.5)),
-        "p90": r(quantile(values, 0.9)),
-        "min": r(min(values) if values else None),
-        "max": r(max(values) if values else None),
-        "mean": r(sum(values) / len(values) if values else None),
-    }
-
-
-def cpu_ms() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return (usage.ru_utime + usage.ru_stime) * 1000.0
-
-
-def rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return math.nan
-
-
-def ext_tx_packets() -> int | None:
-    """Packets sent on non-loopback interfaces: the tripwire that nothing left the box."""
-    total = 0
-    try:
-        interfaces = list(Path("/sys/class/net").iterdir())
-    except OSError:
-        return None
-    for interface in interfaces:
-        if interface.name != "lo":
-            try:
-                total += int((interface / "statistics" / "tx_packets").read_text())
-            except (OSError, ValueError):
-                continue
-    return total
+# -- the anchor's statistics and accounting: bench/_common.py; versions carry our options --
 
 
 def versions(args: argparse.Namespace) -> dict[str, Any]:
