@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import shutil
 import struct
 import sys
@@ -45,7 +44,15 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from _common import cpu_ms, ext_tx_packets, now_ms, quantile, rss_mib, summary
+from _common import (
+    cpu_ms,
+    ext_tx_packets,
+    now_ms,
+    quantile,
+    rss_mib,
+    summary,
+    versions as common_versions,
+)
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from p2pswarm import KeyPair
@@ -66,23 +73,20 @@ OPTIONS: dict[str, Any] = {}
 
 
 def versions(args: argparse.Namespace) -> dict[str, Any]:
-    def v(name: str) -> str | None:
+    """The shared version record, plus the options that decide this benchmark's figures."""
+    record: dict[str, Any] = dict(common_versions())
+    uvloop = None
+    if args.uvloop:
         try:
-            return metadata.version(name)
+            uvloop = metadata.version("uvloop")
         except metadata.PackageNotFoundError:
-            return None
-
-    return {
-        "python": platform.python_version(),
-        "p2pswarm": v("p2pswarm"),
-        "anyio": v("anyio"),
-        "cryptography": v("cryptography"),
-        "pynacl": v("pynacl"),
-        "noiseprotocol": v("noiseprotocol"),
-        "backend": args.backend,
-        "uvloop": v("uvloop") if args.uvloop else None,
-        "secretstream": secret_stream.Pusher.__module__,
-    }
+            uvloop = None
+    record.update(
+        backend=args.backend,
+        uvloop=uvloop,
+        secretstream=secret_stream.Pusher.__module__,
+    )
+    return record
 
 
 # -- the protocol (proto.js) -----------------------------------------------------------------
