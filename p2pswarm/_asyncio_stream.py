@@ -40,6 +40,7 @@ import math
 import socket
 import weakref
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Final, cast
 
 import anyio
@@ -113,6 +114,9 @@ class _Protocol(asyncio.BufferedProtocol):
         self.exception: BaseException | None = None
         self.read_waiter: asyncio.Future[None] | None = None
         self.write_waiter: asyncio.Future[None] | None = None
+        #: Called (from the event loop) at the peer's end of stream and when the
+        #: connection is lost: lets an owner that is not reading learn of it at once.
+        self.on_hangup: Callable[[], None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A selector loop's transport, or uvloop's (not registered as asyncio.Transport).
@@ -137,6 +141,8 @@ class _Protocol(asyncio.BufferedProtocol):
     def eof_received(self) -> bool:
         self.eof = True
         self._wake_reader()
+        if self.on_hangup is not None:
+            self.on_hangup()
         return True  # keep the transport open: we may still send (half-close)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -146,6 +152,8 @@ class _Protocol(asyncio.BufferedProtocol):
         self._wake_reader()
         self.write_paused = False
         self._wake_writer()
+        if self.on_hangup is not None:
+            self.on_hangup()
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -196,6 +204,12 @@ class AsyncioSocketStream(SocketStream):
     @property
     def _raw_socket(self) -> socket.socket:
         return self._socket
+
+    def set_hangup_callback(self, callback: Callable[[], None] | None) -> None:
+        """Have ``callback`` called (from the event loop, so it must not block) when the
+        peer ends its side or the connection is lost, even with nobody receiving; None
+        removes it. One callback at a time."""
+        self._protocol.on_hangup = callback
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         chunk = await self.receive_before(math.inf, max_bytes)
@@ -319,6 +333,10 @@ class AsyncioSocketStream(SocketStream):
             self._transport.write(item)
         except RuntimeError as exc:  # the transport closed under us
             raise anyio.BrokenResourceError from exc
+        if self._transport.is_closing():
+            # The write itself failed (a reset peer): the transport reports it to the
+            # protocol only on the next loop turn, but these bytes are already lost.
+            raise anyio.BrokenResourceError
         if protocol.write_paused:
             self._sending = True
             try:

@@ -1,9 +1,20 @@
 """Connection: an encrypted, authenticated ``anyio.abc.ByteStream`` to one peer.
 
 It drives a :class:`~p2pswarm.protocol.SecretStream` over a transport byte stream (a TCP
-socket today) in a pull model: bytes are read from the socket only inside
-:meth:`Connection.receive`, so there is no hidden background task, back-pressure is the
-kernel's, and an application that stops reading stops the peer.
+socket today) in a pull model: bytes are read from the socket inside
+:meth:`Connection.receive`, back-pressure is the kernel's, and an application that stops
+reading stops the peer. No task of its own is started.
+
+Noticing a gone peer without a reader. An owner that runs :meth:`Connection.run_keepalive`
+beside the application (the swarm and a listener's ``serve`` do) gets a watchdog that
+reads for the application whenever no ``receive()`` is under way: decrypted bytes wait,
+at most :data:`READ_AHEAD` of them (then it stops, and the peer is held back), so a
+handler that only awaits :meth:`Connection.wait_closed` still sees the connection close
+when the peer resets it, closes it or goes silent. A peer's end of stream closes the
+connection once this side ended too, or when two keep-alive probes show the peer's socket
+is gone; a peer that only half-closed keeps it. Data received before a close stays
+readable. The first ``receive()`` after the watchdog started a read waits for that read
+(one task switch); reads in a row go straight to the socket.
 
 Liveness, both directions:
 
@@ -33,12 +44,14 @@ socket itself failed. ``anyio.ClosedResourceError`` is kept for use after :meth:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import ByteStream
 
 from ._asyncio_stream import AsyncioSocketStream, running_on_asyncio
@@ -48,6 +61,7 @@ from .protocol import Data, EndOfStream, Event, ProtocolViolation, SecretStream
 __all__ = (
     "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_KEEPALIVE",
+    "READ_AHEAD",
     "Connection",
     "ConnectionAttribute",
 )
@@ -60,6 +74,18 @@ DEFAULT_IDLE_TIMEOUT: Final = 20.0
 _RECEIVE_SIZE: Final = 256 * 1024
 #: Plaintext per transport write for large sends: bounds the ciphertext held at once.
 _SEND_BATCH: Final = 256 * 1024
+#: Decrypted bytes the watchdog reads ahead of an application that is not receiving;
+#: past it, it stops reading and the peer is held back by the transport's own window.
+READ_AHEAD: Final = 128 * 1024
+#: Who is reading the transport stream (see ``Connection._reader``).
+_NOBODY: Final = 0
+_APPLICATION: Final = 1
+_WATCHDOG: Final = 2
+#: Seconds after which the watchdog looks again whether the application stopped reading.
+_RECHECK: Final = 5.0
+#: Seconds between the two keep-alives that probe a peer which ended its side: far more
+#: than a round trip (the reset of a gone host must be back), and short for a user.
+_REPROBE: Final = 0.5
 
 
 class ConnectionAttribute(anyio.TypedAttributeSet):
@@ -117,15 +143,29 @@ class Connection(ByteStream):
         self._pending: deque[bytes] = deque()
         #: How much of ``_pending[0]`` was already returned.
         self._pending_offset = 0
+        #: Bytes in ``_pending`` not yet returned: what bounds the watchdog's read-ahead.
+        self._pending_size = 0
         self._ended = False
         self._error: BaseException | None = None
         self._closed = False
+        #: Closed by aclose(): what was buffered is dropped, and receive() says "closed".
+        self._aclosed = False
         #: Closed by a fault (remote error, idle timeout, failed socket), not by aclose().
         self._broken = False
         self._eof_sent = False
         #: How many run_keepalive() tasks watch the clocks, and whether a receive() waits.
         self._watchdogs = 0
         self._waiting = False
+        #: Who is inside a socket read: _NOBODY, _APPLICATION (receive()) or _WATCHDOG.
+        self._reader = _NOBODY
+        #: Set when the watchdog's read ends, for a receive() that waits for it.
+        self._handover: anyio.Event | None = None
+        #: What a parked watchdog waits on (set at a close or the peer's hang-up).
+        self._wake: anyio.Event | None = None
+        #: Whether a peer that ended its side was probed, and when the watchdog's
+        #: second probe is due (inf: none is).
+        self._probed = False
+        self._probe_at = math.inf
         self._closed_event = anyio.Event()
         #: Send turns (a FIFO lock without the cost of one when uncontended): frames of
         #: concurrent sends must not interleave, and their nonces must go out in order.
@@ -241,20 +281,37 @@ class Connection(ByteStream):
                 if self._error is not None:
                     error, self._error = self._error, None
                     raise error
-                if self._ended and not self._closed:
+                if self._ended and not self._aclosed:
                     raise anyio.EndOfStream
                 if self._closed:
                     self._raise_closed()
-                await self._receive_more()
+                if self._reader == _WATCHDOG:
+                    await self._wait_for_watchdog()
+                else:
+                    await self._receive_more()
+
+    async def _wait_for_watchdog(self) -> None:
+        """The watchdog is reading (nobody else was): wait for its chunk, and take the
+        reading over from then on. Only the first receive() after a pause pays this."""
+        handover = self._handover
+        if handover is None:
+            handover = self._handover = anyio.Event()
+        self._waiting = True
+        try:
+            await handover.wait()
+        finally:
+            self._waiting = False
 
     def _take_pending(self, max_bytes: int) -> bytes:
         pending = self._pending
         chunk = pending[0]
         offset = self._pending_offset
         if offset == 0 and len(chunk) <= max_bytes:
+            self._pending_size -= len(chunk)
             return pending.popleft()
         # Small reads of a large chunk: copy only what is returned, never the rest.
         piece = chunk[offset : offset + max_bytes]
+        self._pending_size -= len(piece)
         offset += len(piece)
         if offset == len(chunk):
             pending.popleft()
@@ -269,18 +326,26 @@ class Connection(ByteStream):
             # run_keepalive() is watching the clocks (or there are none): a plain read,
             # without the cost of a cancel scope per chunk.
             self._waiting = True
+            self._reader = _APPLICATION
             try:
                 chunk = await self._read_socket()
             finally:
                 self._waiting = False
+                self._reader = _NOBODY
         else:
-            chunk = await self._read_socket_with_timers(keepalive, idle_timeout)
+            self._reader = _APPLICATION
+            try:
+                chunk = await self._read_socket_with_timers(keepalive, idle_timeout)
+            finally:
+                self._reader = _NOBODY
+        self._on_chunk(chunk)
+        await self._after_chunk()
+
+    def _on_chunk(self, chunk: bytes | None) -> None:
         if chunk is None or self._closed:
             return
         self._last_received = self._clock()
         self._on_events(self._machine.receive_data(chunk))
-        if self._error is not None:
-            await self._close_transport(broken=True)
 
     async def _read_socket_with_timers(
         self, keepalive: float | None, idle_timeout: float | None
@@ -327,6 +392,7 @@ class Connection(ByteStream):
         for event in events:
             if type(event) is Data:
                 self._pending.append(event.data)
+                self._pending_size += len(event.data)
             elif type(event) is EndOfStream:
                 self._ended = True
             elif type(event) is ProtocolViolation:
@@ -404,7 +470,7 @@ class Connection(ByteStream):
         if self._eof_sent:
             raise anyio.ClosedResourceError
 
-    async def _send_keepalive_if_due(self) -> None:
+    async def _send_keepalive_if_due(self, *, force: bool = False) -> None:
         await self._take_send_turn()
         try:
             # Someone else may have sent while this task waited for its turn.
@@ -412,7 +478,7 @@ class Connection(ByteStream):
                 self._last_sent = self._clock()  # nothing to keep alive any more
                 return
             keepalive = self.keepalive
-            if keepalive is not None and self._clock() - self._last_sent < keepalive:
+            if not force and keepalive is not None and self._clock() - self._last_sent < keepalive:
                 return
             await self._write(self._machine.send_keepalive())
         finally:
@@ -441,22 +507,55 @@ class Connection(ByteStream):
             await self._stream.send_eof()
         finally:
             self._end_send_turn()
+        if self._ended and not self._closed:
+            await self._close_transport()  # both directions have ended: a full close
 
     async def run_keepalive(self) -> None:
-        """Watch the connection's clocks until it closes: run it in a task beside whoever
-        uses the connection (a listener's ``serve`` and the swarm do).
+        """Watch the connection until it closes: run it in a task beside whoever uses the
+        connection (a listener's ``serve`` and the swarm do).
 
         It sends a keep-alive whenever nothing was sent for ``keepalive`` seconds (until
         ``send_eof()``), and while it runs it also enforces ``idle_timeout`` for a task
         blocked in ``receive()`` (within a quarter of the timeout), which then lets
-        ``receive()`` skip its own timers: one cancel scope less per read. It returns when
-        the connection closes and never raises for a broken socket.
+        ``receive()`` skip its own timers: one cancel scope less per read.
+
+        While no ``receive()`` is under way it reads for the application, so that a peer's
+        close, reset or silence is noticed whether or not anybody reads: decrypted bytes
+        wait for ``receive()`` (at most :data:`READ_AHEAD` of them; past that it stops
+        reading and the peer is held back by the transport), and the idle timeout applies.
+        At the peer's end of stream it closes the connection once this side has ended
+        too; until then it probes with a keep-alive at once and on the keep-alive
+        schedule, so a peer that is gone (its host answers with a reset) is found within
+        one ``keepalive`` while a peer that only half-closed keeps the connection. It
+        returns when the connection closes and never raises for a broken socket.
         """
         self._watchdogs += 1
+        if self._timed_stream is not None:
+            self._timed_stream.set_hangup_callback(self._on_hangup)
         try:
             while not self._closed:
+                if (
+                    self._reader == _NOBODY
+                    and not self._waiting
+                    and not self._ended
+                    and self._error is None
+                    and self._pending_size < READ_AHEAD
+                ):
+                    await self._read_ahead()
+                    continue
                 now = self._clock()
-                wake = math.inf
+                wake = self._probe_at
+                if now >= wake:
+                    self._probe_at = math.inf  # probed: the keep-alives go on
+                    try:
+                        await self._send_keepalive_if_due(force=True)
+                        # A stream may report a failed write only at the next one (anyio's
+                        # on asyncio): after one turn of the loop, once more.
+                        await anyio.lowlevel.checkpoint()
+                        await self._send_keepalive_if_due(force=True)
+                    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                        return
+                    continue
                 keepalive = None if self._eof_sent else self.keepalive
                 if keepalive is not None:
                     due = self._last_sent + keepalive
@@ -466,10 +565,10 @@ class Connection(ByteStream):
                         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                             return
                         continue
-                    wake = due
+                    wake = min(wake, due)
                 idle_timeout = self.idle_timeout
-                if idle_timeout is not None:
-                    if self._waiting:
+                if idle_timeout is not None and not self._ended:
+                    if self._waiting and self._reader != _WATCHDOG:
                         deadline = self._last_received + idle_timeout
                         if now >= deadline:
                             await self._fail(
@@ -479,13 +578,62 @@ class Connection(ByteStream):
                         wake = min(wake, deadline)
                     else:
                         wake = min(wake, now + idle_timeout / 4)
-                if wake == math.inf:
-                    await self._closed_event.wait()
-                    return
-                with anyio.move_on_after(wake - now):
-                    await self._closed_event.wait()
+                if not self._ended:
+                    # Look again later whether the application stopped reading.
+                    wake = min(wake, now + _RECHECK)
+                # Parked until the clock says so, the connection closes, or (on the lean
+                # asyncio stream) the peer hangs up while the application reads nothing.
+                parked = self._wake = anyio.Event()
+                try:
+                    with anyio.move_on_after(wake - now):
+                        await parked.wait()
+                finally:
+                    self._wake = None
         finally:
             self._watchdogs -= 1
+            if not self._watchdogs and self._timed_stream is not None:
+                self._timed_stream.set_hangup_callback(None)
+
+    def _on_hangup(self) -> None:
+        parked = self._wake
+        if parked is not None:
+            parked.set()
+
+    async def _read_ahead(self) -> None:
+        """Read one chunk for the application (nobody is receiving), timers included."""
+        try:
+            self._reader = _WATCHDOG
+            try:
+                chunk = await self._read_socket_with_timers(self.keepalive, self.idle_timeout)
+            except anyio.BrokenResourceError:
+                return  # closed as broken: receive() reports it after the buffered bytes
+            finally:
+                self._reader = _NOBODY
+            self._on_chunk(chunk)
+            await self._after_chunk()
+        finally:
+            handover = self._handover
+            if handover is not None:
+                self._handover = None
+                handover.set()
+
+    async def _after_chunk(self) -> None:
+        """Close at a fault, or cleanly once both directions have ended."""
+        if self._closed:
+            return
+        if self._error is not None:
+            await self._close_transport(broken=True)
+        elif self._ended:
+            if self._eof_sent:
+                await self._close_transport()  # both directions have ended
+            elif self._watchdogs and not self._probed:
+                # The peer ended. A keep-alive now makes its host answer with a reset if
+                # the socket is gone there; the watchdog's second one then fails and
+                # closes this side. A peer that only half-closed takes both in its stride.
+                self._probed = True
+                self._probe_at = self._clock() + _REPROBE
+                with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    await self._send_keepalive_if_due(force=True)
 
     # -- closing ----------------------------------------------------------------------------
 
@@ -494,9 +642,11 @@ class Connection(ByteStream):
         if self._closed:
             return
         self._closed = True
+        self._aclosed = True
         self._machine.close()
         self._pending.clear()
         self._pending_offset = 0
+        self._pending_size = 0
         await self._close_transport()
 
     async def _close_transport(self, *, broken: bool = False) -> None:
@@ -504,6 +654,11 @@ class Connection(ByteStream):
             self._broken = broken
         self._closed = True
         self._machine.close()
+        handover = self._handover
+        if handover is not None:
+            self._handover = None
+            handover.set()
+        self._on_hangup()
         with anyio.CancelScope(shield=True):
             await anyio.aclose_forcefully(self._stream)
         self._closed_event.set()

@@ -270,3 +270,30 @@ async def test_shared_dht_is_used_and_left_open() -> None:
         assert not node.closed
         async with node.lookup(t) as found:
             assert [r.public_key async for r in found] == [server.key_pair.public_key]
+
+
+async def test_a_waiting_handler_sees_the_server_close_and_the_client_redials() -> None:
+    """Handlers that only ``await conn.wait_closed()``: the swarm must notice the remote
+    close by itself, drop the dead entry and redial (issue 15). Keep-alives are rare here,
+    so the close is noticed by the connection's watch, not by a failing keep-alive."""
+    t = topic("reconnect-waiting-handlers")
+    async with swarm_net(2, read=False, keepalive=60) as ((server, client), watch, _):
+        await server.join(t, client=False).flushed()
+        await client.join(t, server=False).flushed()
+        await watch.wait(lambda: watch.count(server) == 1 and watch.count(client) == 1)
+        first, _ = watch.last(client)
+        conn, _ = watch.last(server)
+        await conn.aclose()
+        await watch.wait(lambda: first in watch.ended and first not in client.connections)
+        await watch.wait(lambda: watch.count(server) == 2 and watch.count(client) == 2)
+        assert len(server.connections) == 1 and len(client.connections) == 1
+
+
+async def test_an_exited_peer_leaves_the_others_connections() -> None:
+    t = topic("exited-peer-waiting-handler")
+    async with swarm_net(2, read=False, keepalive=60) as ((a, b), watch, _):
+        await a.join(t).flushed()
+        await b.join(t).flushed()
+        await watch.wait(lambda: len(a.connections) == 1 and len(b.connections) == 1)
+        await b.destroy()
+        await watch.wait(lambda: len(a.connections) == 0)
