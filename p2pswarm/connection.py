@@ -25,8 +25,9 @@ Liveness, both directions:
 * Idle timeout. ``receive()`` raises :class:`~p2pswarm.errors.IdleTimeoutError` and closes
   the connection when nothing at all (not even a keep-alive) arrived for ``idle_timeout``
   seconds: 20 s by default, four missed keep-alives of a peer on the 5 s default. It is
-  measured while receiving; a connection nobody reads is not timed out (its peer's data
-  would just wait in the kernel).
+  measured while receiving, by ``receive()`` or by the watchdog below; a connection
+  nobody reads and nobody watches is not timed out (its peer's data would just wait in
+  the kernel).
 * Cost. Without a ``run_keepalive()`` task, ``receive()`` keeps these clocks itself: on
   a :class:`DeadlineReceiveStream` (the lean asyncio socket stream of
   :mod:`p2pswarm.transports.tcp` on asyncio) with a deadline on the read, elsewhere with
@@ -64,6 +65,7 @@ __all__ = (
     "Connection",
     "ConnectionAttribute",
     "DeadlineReceiveStream",
+    "HangupReportingStream",
 )
 
 #: Seconds without sending after which a keep-alive goes out (Hyperswarm's default).
@@ -83,6 +85,16 @@ class DeadlineReceiveStream(Protocol):
     """
 
     async def receive_before(self, deadline: float, max_bytes: int = 65536) -> bytes | None: ...
+
+
+@runtime_checkable
+class HangupReportingStream(Protocol):
+    """A transport stream that reports the peer's end of stream or a lost connection by
+    a callback, while nobody reads it: a watchdog parked between its timers learns of a
+    hang-up at once (the lean asyncio socket stream of :mod:`p2pswarm.transports` is
+    one). Elsewhere the watchdog finds it at its next read."""
+
+    def set_hangup_callback(self, callback: Callable[[], None] | None) -> None: ...
 
 
 def _event_loop_clock() -> Callable[[], float]:
@@ -203,6 +215,10 @@ class Connection(ByteStream):
         )
         #: The event loop's clock, as ``anyio.current_time`` reads it but without its lookup
         #: of the running backend, which costs more than the rest of a small message.
+        #: Reports hang-ups to a parked watchdog (see run_keepalive).
+        self._hangup_stream = (
+            transport_stream if isinstance(transport_stream, HangupReportingStream) else None
+        )
         self._clock: Callable[[], float] = _event_loop_clock()
         now = self._clock()
         self._last_sent = now
@@ -553,8 +569,8 @@ class Connection(ByteStream):
         returns when the connection closes and never raises for a broken socket.
         """
         self._watchdogs += 1
-        if self._timed_stream is not None:
-            self._timed_stream.set_hangup_callback(self._on_hangup)
+        if self._hangup_stream is not None:
+            self._hangup_stream.set_hangup_callback(self._on_hangup)
         try:
             while not self._closed:
                 if (
@@ -614,8 +630,8 @@ class Connection(ByteStream):
                     self._wake = None
         finally:
             self._watchdogs -= 1
-            if not self._watchdogs and self._timed_stream is not None:
-                self._timed_stream.set_hangup_callback(None)
+            if not self._watchdogs and self._hangup_stream is not None:
+                self._hangup_stream.set_hangup_callback(None)
 
     def _on_hangup(self) -> None:
         parked = self._wake
