@@ -56,6 +56,7 @@ __all__ = (
     "run_command",
     "short_id",
     "stdin_chunks",
+    "stdin_is_terminal",
     "wait_any",
     "write_stdout",
 )
@@ -440,6 +441,14 @@ async def wait_any(*events: anyio.Event) -> None:
 
 
 # -- stdin and stdout -----------------------------------------------------------------------
+
+
+def stdin_is_terminal() -> bool:
+    """Whether stdin is a terminal (a person typing), not a file, a pipe or nothing."""
+    try:
+        return sys.stdin is not None and os.isatty(sys.stdin.fileno())
+    except (OSError, ValueError):
+        return False
 
 
 def stdin_chunks(max_chunk: int = 65536) -> MemoryObjectReceiveStream[bytes]:

@@ -3,10 +3,22 @@
 Every byte read from stdin goes to every connected peer; every byte from any peer goes to
 stdout, unchanged (binary-safe). Reading stdin waits for the first peer, so
 ``echo hi | p2pswarm join t`` delivers ``hi`` to whoever joins ``t`` first rather than to
-nobody. At stdin's end each peer gets an end-of-stream (later peers get it at once); the
-command exits once stdin has ended, at least one peer came, and every peer has ended its
-side too: both directions are then complete, as with ``nc -N``. Events go to stderr
-(human, or JSON with ``--json``), since stdout carries the data.
+nobody. Events go to stderr (human, or JSON with ``--json``), since stdout carries the data.
+
+When it ends, so that the common pipes finish by themselves:
+
+* At stdin's end each peer gets an end-of-stream (later peers get it at once).
+* A peer's end of stream ends our side towards that peer too when stdin is a terminal
+  (hyperbeam's rule: the remote's end ends ours; nobody types an end for a file
+  transfer). When stdin is a file or a pipe, our side ends with it instead, so nothing
+  read from it is cut short.
+* A peer whose connection is lost (not ended) is gone: nothing more goes to it.
+* The command exits once at least one peer came, every peer is gone or has ended both
+  ways, and stdin has ended (or is a terminal).
+
+So ``join t < file`` and ``join t > out`` in a terminal both exit once the file has
+arrived; two ``join t < file`` exchange both files, as ``nc -N`` does; and in two
+terminals Ctrl-D in one ends both.
 """
 
 from __future__ import annotations
@@ -26,6 +38,7 @@ from ._common import (
     parse_topic,
     short_id,
     stdin_chunks,
+    stdin_is_terminal,
     wait_any,
     write_stdout,
 )
@@ -43,19 +56,26 @@ _PEER_GONE = (
 class _Pipe:
     """Who is connected, and whether every direction has finished."""
 
-    def __init__(self) -> None:
-        self.peers: set[Connection] = set()
+    def __init__(self, *, interactive: bool) -> None:
+        #: Stdin is a terminal: a peer's end ends our side towards it.
+        self.interactive = interactive
+        #: Every connected peer, with the event set once our side towards it has ended.
+        self.peers: dict[Connection, anyio.Event] = {}
         self.first_peer = anyio.Event()
         self.stdin_done = anyio.Event()
         self.finished = anyio.Event()
-        self.reading = 0
 
     def check_finished(self) -> None:
-        if self.stdin_done.is_set() and self.first_peer.is_set() and self.reading == 0:
+        if (
+            (self.stdin_done.is_set() or self.interactive)
+            and self.first_peer.is_set()
+            and not self.peers
+        ):
             self.finished.set()
 
 
-async def _send_eof(conn: Connection) -> None:
+async def _send_eof(conn: Connection, ours_ended: anyio.Event) -> None:
+    ours_ended.set()
     with contextlib.suppress(*_PEER_GONE):
         await conn.send_eof()
 
@@ -63,28 +83,30 @@ async def _send_eof(conn: Connection) -> None:
 async def join(args: argparse.Namespace, out: Output) -> int:
     topic = parse_topic(args.topic)
     key_pair = load_identity(args.key, out)
-    pipe = _Pipe()
+    pipe = _Pipe(interactive=stdin_is_terminal())
     async with open_swarm(args, out, key_pair) as swarm:
 
         @swarm.on_connection
         async def handle(conn: Connection, info: PeerInfo) -> None:
             peer = conn.remote_public_key
             out.event("join", f"* {short_id(peer)} connected", peer=peer.hex())
-            pipe.peers.add(conn)
-            pipe.reading += 1
+            ours_ended = pipe.peers[conn] = anyio.Event()
             pipe.first_peer.set()
-            if pipe.stdin_done.is_set():
-                await _send_eof(conn)
             try:
-                with contextlib.suppress(*_PEER_GONE):
+                if pipe.stdin_done.is_set():
+                    await _send_eof(conn, ours_ended)
+                try:
                     async for chunk in conn:
                         await write_stdout(chunk)
+                except _PEER_GONE:
+                    return  # lost: nothing more can reach it
                 out.event("peer-eof", f"* {short_id(peer)} finished sending", peer=peer.hex())
-                # Keep the connection until our side is done too, so stdin still reaches it.
-                await pipe.stdin_done.wait()
+                if pipe.interactive:
+                    await _send_eof(conn, ours_ended)  # the remote's end ends ours
+                # Otherwise keep the connection until stdin is done, so all of it arrives.
+                await ours_ended.wait()
             finally:
-                pipe.peers.discard(conn)
-                pipe.reading -= 1
+                pipe.peers.pop(conn, None)
                 out.event("leave", f"* {short_id(peer)} left", peer=peer.hex())
                 pipe.check_finished()
 
@@ -102,10 +124,12 @@ async def _pump_stdin(pipe: _Pipe) -> None:
     await pipe.first_peer.wait()
     async with chunks:
         async for chunk in chunks:
-            for conn in list(pipe.peers):
-                with contextlib.suppress(*_PEER_GONE):
-                    await conn.send(chunk)
+            for conn, ours_ended in list(pipe.peers.items()):
+                if not ours_ended.is_set():
+                    with contextlib.suppress(*_PEER_GONE):
+                        await conn.send(chunk)
     pipe.stdin_done.set()
-    for conn in list(pipe.peers):
-        await _send_eof(conn)
+    for conn, ours_ended in list(pipe.peers.items()):
+        if not ours_ended.is_set():
+            await _send_eof(conn, ours_ended)
     pipe.check_finished()
