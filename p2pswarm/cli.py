@@ -14,7 +14,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .commands._common import bootstrap_argument, run_command
 from .networks.local_network import DEFAULT_LOCAL_PORT, FALLBACK_PORTS
@@ -26,8 +26,23 @@ Networks: by default every command runs on the local network embedded in p2pswar
 processes on this machine (127.0.0.1 only; base port 49737, or P2PSWARM_LOCAL_PORT).
 Use --bootstrap HOST:PORT[,...] or P2PSWARM_BOOTSTRAP to use a DHT across machines,
 started with 'p2pswarm dht-node --host 0.0.0.0'.
-Exit status: 0 done, 1 failed, 2 bad command-line input.
+Exit status: 0 done, 1 failed, 2 bad command-line input, 130 stopped by Ctrl-C
+(143 by SIGTERM; the command still cleans up first).
 """
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one line (``p2pswarm: error: ...``, as every
+    other error) and status 2, without the usage block; ``--help`` still shows usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"p2pswarm: error: {message} (see '{self.prog} --help')\n")
+
+
+def _size(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a number of bytes (0 or more), got {text!r}")
+    return int(text)
 
 
 def _port(text: str) -> int:
@@ -36,8 +51,8 @@ def _port(text: str) -> int:
     return int(text)
 
 
-def _common_options() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+def _common_options() -> _Parser:
+    common = _Parser(add_help=False)
     group = common.add_argument_group("common options")
     group.add_argument(
         "--key",
@@ -76,7 +91,7 @@ def _common_options() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="p2pswarm",
         description="Find peers by topic and talk over end-to-end encrypted streams.",
         epilog=_EPILOG,
@@ -125,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="replace an existing file with a different one"
     )
     command.add_argument(
-        "--max-size", type=int, metavar="BYTES", help="refuse files larger than this"
+        "--max-size", type=_size, metavar="BYTES", help="refuse files larger than this"
     )
 
     command = add(

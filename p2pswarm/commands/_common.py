@@ -44,15 +44,18 @@ from ..swarm import Swarm
 
 __all__ = (
     "EXIT_ERROR",
+    "EXIT_SIGNAL_BASE",
     "EXIT_USAGE",
     "CommandError",
     "Network",
     "Output",
     "bootstrap_argument",
+    "dht_reached",
     "load_identity",
     "open_swarm",
     "parse_peer_key",
     "parse_topic",
+    "report_joined",
     "run_command",
     "short_id",
     "stdin_chunks",
@@ -64,6 +67,8 @@ __all__ = (
 EXIT_OK: Final = 0
 EXIT_ERROR: Final = 1
 EXIT_USAGE: Final = 2
+#: Stopped by a signal: 128 + its number, as shells report it.
+EXIT_SIGNAL_BASE: Final = 128
 #: A topic argument of only hex digits this long or longer is meant as a hex topic.
 HEX_TOPIC_MIN_DIGITS: Final = 32
 MAX_TOPIC_NAME_BYTES: Final = 1024
@@ -92,6 +97,10 @@ class Output:
         self._events = events if events is not None else sys.stdout
         #: Set on SIGINT/SIGTERM: commands finish their work and return normally.
         self.stop = anyio.Event()
+        #: The signal that set ``stop`` (its number), if one did.
+        self.stopped_by: int | None = None
+        #: A progress bar is drawn on stderr's current line (no newline after it yet).
+        self._progress_shown = False
 
     def event(self, kind: str, human: str | None = None, **fields: Any) -> None:
         """Report one happening: ``human`` on stderr, or a JSON object in JSON mode."""
@@ -112,17 +121,24 @@ class Output:
     def progress(self, line: str) -> None:
         """A progress bar redrawn in place; only on a terminal, never in JSON mode."""
         if not self.json_mode and sys.stderr.isatty():
-            sys.stderr.write("\r\x1b[K" + line)
-            sys.stderr.flush()
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.write("\r\x1b[K" + line)
+                sys.stderr.flush()
+                self._progress_shown = True
 
     def end_progress(self) -> None:
-        if not self.json_mode and sys.stderr.isatty():
-            sys.stderr.write("\n")
-            sys.stderr.flush()
+        if self._progress_shown:
+            self._progress_shown = False
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.write("\n")
+                sys.stderr.flush()
 
-    @staticmethod
-    def _write(stream: TextIO, line: str) -> None:
+    def _write(self, stream: TextIO, line: str) -> None:
         with contextlib.suppress(OSError, ValueError):  # a closed pipe must not crash us
+            if self._progress_shown and stream is sys.stderr:
+                # Over the progress bar, not glued to it; the next update redraws the bar.
+                stream.write("\r\x1b[K")
+                self._progress_shown = False
             stream.write(line + "\n")
             stream.flush()
 
@@ -135,6 +151,10 @@ class _OutputLogHandler(logging.Handler):
         self._out = out
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.name == "p2pswarm.dht.node" and str(record.msg).startswith(
+            "DHT bootstrap reached none"
+        ):
+            return  # the command says so itself, once, in words (see _open_backend)
         try:
             message = record.getMessage()
         except Exception:
@@ -146,6 +166,26 @@ class _OutputLogHandler(logging.Handler):
             self._out.event("log", f"p2pswarm: {level}: {message}", level=level, message=message)
 
 
+def dht_reached(swarm: Swarm) -> bool:
+    """Whether the swarm's network has answered: always on the local network; on a DHT,
+    once a bootstrap node answered (its routing table is not empty)."""
+    backend = swarm.dht
+    return not isinstance(backend, DHTNode) or len(backend.routing_table) > 0
+
+
+def report_joined(out: Output, swarm: Swarm, topic_key: bytes, human: str) -> None:
+    """The ``joined`` event, or ``joining`` while no DHT node has answered yet: then it
+    is not true yet that anyone can find us (the warning before said why)."""
+    if dht_reached(swarm):
+        out.event("joined", human, topic=topic_key.hex())
+    else:
+        out.event(
+            "joining",
+            f"joining topic {topic_key.hex()[:16]}… as soon as the DHT answers",
+            topic=topic_key.hex(),
+        )
+
+
 def short_id(public_key: bytes) -> str:
     """The first 8 hex digits of a public key: how people tell peers apart on screen."""
     return public_key.hex()[:8]
@@ -155,14 +195,37 @@ def short_id(public_key: bytes) -> str:
 
 
 def parse_topic(text: str) -> bytes:
-    """A topic argument: 64 hex digits are the topic itself; any other text is hashed.
+    """A topic argument: 64 hex digits (or ``0x`` and 64 hex digits) are the topic itself;
+    any other text is hashed.
+
+    Refused rather than hashed, since each would put the user in another room than
+    meant: an empty or whitespace-only topic; ``0x`` followed by anything but 64 hex
+    digits; 32 or more hex digits with whitespace in or around them (a stray space).
 
     A run of 32 or more hex digits that is not exactly 64 long is an error rather than a
     name: it is almost certainly a mistyped or truncated hex topic, and silently hashing it
     would put the user in an empty room. Short hex-looking names ("cafe", "2024") are names.
     """
-    if not text:
-        raise CommandError("the topic is empty", EXIT_USAGE)
+    if not text.strip():
+        raise CommandError(
+            "the topic is empty" if not text else "the topic is only whitespace", EXIT_USAGE
+        )
+    bare = "".join(text.split())
+    if bare[:2] in ("0x", "0X") and _HEX.fullmatch(bare[2:]):
+        digits = bare[2:]
+        if bare == text and len(digits) == 2 * TOPIC_SIZE:
+            return bytes.fromhex(digits)
+        raise CommandError(
+            f"a 0x topic is exactly {2 * TOPIC_SIZE} hex digits after the 0x; got {text[:80]!r}",
+            EXIT_USAGE,
+        )
+    if bare != text and _HEX.fullmatch(bare) and len(bare) >= HEX_TOPIC_MIN_DIGITS:
+        raise CommandError(
+            f"topic looks like {len(bare)} hex digits with whitespace in it; remove the "
+            "whitespace for a hex topic (it is not hashed as a name, which would be "
+            "another room)",
+            EXIT_USAGE,
+        )
     if _HEX.fullmatch(text):
         if len(text) == 2 * TOPIC_SIZE:
             return bytes.fromhex(text)
@@ -345,6 +408,8 @@ async def open_swarm(
                 role = "bootstrap" if backend.network.is_bootstrap else "member"
             else:
                 where, role = network.describe(), "client"
+                if not dht_reached(swarm):
+                    where += " (not reached yet)"
             out.event(
                 "ready",
                 f"p2pswarm {short_id(key_pair.public_key)} on {where} "
@@ -369,8 +434,10 @@ def run_command(
     *,
     events: TextIO | None = None,
 ) -> int:
-    """Run ``body`` on anyio with clean exits: SIGINT/SIGTERM end it quietly (status 0),
-    a :class:`CommandError` becomes one line and its status."""
+    """Run ``body`` on anyio with clean exits: SIGINT/SIGTERM make it stop and clean up
+    (its swarm closed normally), then the status is 128 + the signal's number, as a
+    shell reports a process killed by it (130 for Ctrl-C, 143 for SIGTERM): the work
+    was not done. A :class:`CommandError` becomes one line and its status."""
     out = Output(json_mode=bool(getattr(args, "json", False)), events=events)
     handler = _OutputLogHandler(out)
     library_logger = logging.getLogger("p2pswarm")
@@ -390,12 +457,13 @@ def run_command(
 
             async def watch_signals() -> None:
                 with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                    async for _ in signals:
+                    async for signum in signals:
                         if out.stop.is_set():
                             # A second signal: the user wants out now, cleanup or not.
                             out.event("killed", "stopped without cleaning up")
                             os._exit(130)
                         out.event("stopping", "stopping (again to stop at once)")
+                        out.stopped_by = signum
                         out.stop.set()
 
             tg.start_soon(watch_signals)
@@ -403,19 +471,22 @@ def run_command(
         return result[0]
 
     try:
-        return anyio.run(main, backend=os.environ.get("P2PSWARM_ASYNC_BACKEND", "asyncio"))
+        status = anyio.run(main, backend=os.environ.get("P2PSWARM_ASYNC_BACKEND", "asyncio"))
     except CommandError as exc:
         out.error(str(exc))
-        return exc.status
+        status = exc.status
     except BaseExceptionGroup as group:
         errors = _flatten(group)
         first = next((e for e in errors if isinstance(e, CommandError)), None)
-        if first is not None:
-            out.error(str(first))
-            return first.status
-        raise
+        if first is None:
+            raise
+        out.error(str(first))
+        status = first.status
     finally:
         library_logger.removeHandler(handler)
+    if out.stopped_by is not None:
+        return EXIT_SIGNAL_BASE + out.stopped_by  # 130 for Ctrl-C, 143 for SIGTERM
+    return status
 
 
 def _flatten(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:

@@ -26,6 +26,7 @@ from ._common import (
     load_identity,
     open_swarm,
     parse_topic,
+    report_joined,
     short_id,
     stdin_chunks,
     wait_any,
@@ -98,11 +99,12 @@ async def chat(args: argparse.Namespace, out: Output) -> int:
                 out.event("leave", f"* {short_id(peer)} {reason}", peer=peer.hex())
 
         swarm.join(topic, server=True, client=True)
-        out.event(
-            "joined",
+        report_joined(
+            out,
+            swarm,
+            topic,
             f"joined chat {args.topic!r} as {short_id(key_pair.public_key)}; "
             "type a line and press Enter, Ctrl-D to leave",
-            topic=topic.hex(),
         )
         typed_all = anyio.Event()
 

@@ -36,6 +36,7 @@ from ._common import (
     load_identity,
     open_swarm,
     parse_topic,
+    report_joined,
     short_id,
     stdin_chunks,
     stdin_is_terminal,
@@ -111,7 +112,7 @@ async def join(args: argparse.Namespace, out: Output) -> int:
                 pipe.check_finished()
 
         swarm.join(topic, server=True, client=True)
-        out.event("joined", f"joined topic {topic.hex()[:16]}…", topic=topic.hex())
+        report_joined(out, swarm, topic, f"joined topic {topic.hex()[:16]}…")
         async with anyio.create_task_group() as tg:
             tg.start_soon(_pump_stdin, pipe)
             await wait_any(pipe.finished, out.stop)

@@ -29,6 +29,7 @@ from ._common import (
     EXIT_ERROR,
     EXIT_OK,
     CommandError,
+    Network,
     Output,
     load_identity,
     open_swarm,
@@ -96,9 +97,36 @@ class _Progress:
         self._out.end_progress()
 
 
+class _ConnectionBroke(anyio.BrokenResourceError):
+    """The secure stream itself failed (its peer vanished mid-frame, say): a lost
+    connection like any other, not a breach of the transfer protocol."""
+
+
+class _WriteFailed(Exception):
+    """The receiver cannot write the file (a read-only or full disk...): nothing to retry."""
+
+
+def _why(exc: BaseException) -> str:
+    """A lost connection's reason, for people."""
+    text = str(exc)
+    if isinstance(exc, anyio.EndOfStream):
+        return "the peer closed it"
+    if text:
+        return text
+    if isinstance(exc, anyio.BrokenResourceError):
+        return "it broke"
+    if isinstance(exc, anyio.ClosedResourceError):
+        return "it was closed"
+    return type(exc).__name__
+
+
 async def _next_message(conn: Connection, decoder: FrameDecoder, queue: list[Message]) -> Message:
     while not queue:
-        queue.extend(decoder.feed(await conn.receive()))
+        try:
+            data = await conn.receive()
+        except RemoteProtocolError as exc:
+            raise _ConnectionBroke(str(exc)) from exc
+        queue.extend(decoder.feed(data))
     return queue.pop(0)
 
 
@@ -137,8 +165,9 @@ async def send(args: argparse.Namespace, out: Output) -> int:
             except _GONE as exc:
                 out.event(
                     "interrupted",
-                    f"connection to {short_id(peer_key)} lost ({type(exc).__name__}); "
+                    f"connection to {short_id(peer_key)} lost ({_why(exc)}); "
                     "resuming when it is back",
+                    reason=_why(exc),
                 )
                 return
             except RemoteProtocolError as exc:
@@ -149,9 +178,28 @@ async def send(args: argparse.Namespace, out: Output) -> int:
 
         out.event(
             "connecting",
-            f"looking for peer {short_id(peer_key)}…",
+            f"looking for peer {short_id(peer_key)} on {Network(args).describe()}…",
             peer=peer_key.hex(),
         )
+        hinted = False
+
+        def hint_when_not_found() -> None:
+            # The first dial ended without a connection: most often the receiver is not
+            # running, or runs on another network (a missing --bootstrap).
+            nonlocal hinted
+            stats = swarm.stats
+            if hinted or stats.client_opened or not stats.client_attempted or swarm.connecting:
+                return
+            hinted = True
+            out.event(
+                "not-found",
+                f"peer {short_id(peer_key)} was not found on {Network(args).describe()}: is "
+                "'p2pswarm receive' running there, on the same network (the --bootstrap its "
+                "'send' line shows)? still looking",
+                peer=peer_key.hex(),
+            )
+
+        swarm.on_update(hint_when_not_found)
         swarm.join_peer(peer_key)
         await wait_any(finished, out.stop)
     if not outcome:
@@ -208,6 +256,8 @@ async def _send_over(
         raise RemoteProtocolError(f"expected DONE, got {type(done).__name__}")
     if done.status is DoneStatus.OK:
         return EXIT_OK, f"sent {offer.name} ({offer.size} bytes), verified by the receiver"
+    if done.status is DoneStatus.FAILED:
+        return EXIT_ERROR, f"the receiver failed to store {offer.name}: {done.reason}"
     return EXIT_ERROR, f"the receiver could not verify {offer.name}: {done.reason}"
 
 
@@ -221,6 +271,7 @@ async def receive(args: argparse.Namespace, out: Output) -> int:
     sender = parse_peer_key(args.sender) if args.sender else None
     key_pair = load_identity(args.key, out)
     finished = anyio.Event()
+    failures: list[str] = []
     locks: dict[str, anyio.Lock] = {}
 
     def firewall(remote_key: bytes, address: tuple[str, int]) -> bool:
@@ -236,8 +287,16 @@ async def receive(args: argparse.Namespace, out: Output) -> int:
                 received = await _receive_over(
                     conn, out_dir, args.overwrite, locks, out, args.max_size
                 )
-            except _GONE:
-                out.event("interrupted", f"* {short_id(peer)} dropped; keeping the partial file")
+            except _WriteFailed as exc:
+                failures.append(str(exc))  # the sender was told; retrying cannot help
+                finished.set()
+                return
+            except _GONE as exc:
+                out.event(
+                    "interrupted",
+                    f"* {short_id(peer)} dropped ({_why(exc)}); keeping the partial file",
+                    reason=_why(exc),
+                )
                 return
             except RemoteProtocolError as exc:
                 out.warning(f"{short_id(peer)} broke the transfer protocol: {exc}")
@@ -247,14 +306,20 @@ async def receive(args: argparse.Namespace, out: Output) -> int:
 
         await swarm.listen()
         public = key_pair.public_key.hex()
+        network = Network(args)
+        # Run as printed, the sender must look on this network, not on its own default.
+        where = "" if network.local else f" --bootstrap {network.addresses()}"
         out.event(
             "receiving",
             f"ready to receive into {out_dir}; on the sending side run:\n"
-            f"  p2pswarm send FILE --peer {public}",
+            f"  p2pswarm send FILE --peer {public}{where}",
             public_key=public,
             directory=str(out_dir),
+            command=f"p2pswarm send FILE --peer {public}{where}",
         )
         await wait_any(finished, out.stop)
+    if failures:
+        raise CommandError(failures[0])
     return EXIT_OK
 
 
@@ -286,40 +351,69 @@ async def _receive_over(
     first = state.on_message(await _next_message(conn, decoder, queue))
     assert isinstance(first, Offer)
     offer = first
+    part_name = str(_part_path(out_dir, offer))
+    lock = locks.setdefault(part_name, anyio.Lock())
+    try:
+        async with lock:  # one writer per part file, even if a stale connection lingers
+            return await _store(
+                conn, decoder, queue, state, offer, out_dir, overwrite, out, max_size
+            )
+    except OSError as exc:
+        # Only our own files raise OSError here (the connection raises anyio's errors):
+        # fail at once with the reason, and tell the sender, which then stops too.
+        reason = f"cannot write into {out_dir}: {exc.strerror or exc}"
+        answer: Message = Done(DoneStatus.FAILED, reason) if state.accepted else Reject(reason)
+        with contextlib.suppress(*_GONE):
+            await conn.send(encode(answer))
+            with anyio.move_on_after(5.0), contextlib.suppress(*_GONE, RemoteProtocolError):
+                await conn.receive()  # until the sender has read it and hung up
+        raise _WriteFailed(reason) from exc
+
+
+async def _store(
+    conn: Connection,
+    decoder: FrameDecoder,
+    queue: list[Message],
+    state: ReceiverState,
+    offer: Offer,
+    out_dir: Path,
+    overwrite: bool,
+    out: Output,
+    max_size: int | None,
+) -> bool:
+    """Take one offered file into ``out_dir`` (the part file's lock held)."""
     final = anyio.Path(out_dir / offer.name)
     part = anyio.Path(_part_path(out_dir, offer))
-    lock = locks.setdefault(str(part), anyio.Lock())
-    async with lock:  # one writer per part file, even if a stale connection lingers
-        if await final.exists():
-            is_file = await final.is_file()
-            if is_file and await anyio.to_thread.run_sync(file_digest, Path(final)) == offer.digest:
-                await conn.send(encode(state.accept(offer.size)))
-                await conn.send(encode(Done(DoneStatus.OK, "already here")))
-                out.event("done", f"{final} is already here", file=str(final))
-                return True
-            if not overwrite:
-                await conn.send(encode(Reject(f"{offer.name} already exists")))
-                out.warning(f"refused {offer.name}: {final} exists (use --overwrite)")
-                return False
-        offset = (await part.stat()).st_size if await part.exists() else 0
-        if offset > offer.size:
-            offset = 0
-        refusal = await _refusal(out_dir, offer, offset, max_size)
-        if refusal is not None:
-            await conn.send(encode(Reject(refusal)))
-            out.warning(f"refused {offer.name}: {refusal}")
+    if await final.exists():
+        is_file = await final.is_file()
+        if is_file and await anyio.to_thread.run_sync(file_digest, Path(final)) == offer.digest:
+            await conn.send(encode(state.accept(offer.size)))
+            await conn.send(encode(Done(DoneStatus.OK, "already here")))
+            out.event("done", f"{final} is already here", file=str(final))
+            return True
+        if not overwrite:
+            await conn.send(encode(Reject(f"{offer.name} already exists")))
+            out.warning(f"refused {offer.name}: {final} exists (use --overwrite)")
             return False
-        if not await part.exists():
-            await part.touch()
-        async with await anyio.open_file(part, "r+b") as file:
-            await file.truncate(offset)
-            await file.seek(offset)
-            await conn.send(encode(state.accept(offset)))
-            if offset:
-                out.event("resume", f"resuming {offer.name} at {offset} bytes", offset=offset)
-            progress = _Progress(out, "receiving", offer.name, offer.size)
-            await _write_data(conn, decoder, queue, state, file, progress)
-        return await _verify(conn, Path(part), Path(final), offer, out)
+    offset = (await part.stat()).st_size if await part.exists() else 0
+    if offset > offer.size:
+        offset = 0
+    refusal = await _refusal(out_dir, offer, offset, max_size)
+    if refusal is not None:
+        await conn.send(encode(Reject(refusal)))
+        out.warning(f"refused {offer.name}: {refusal}")
+        return False
+    if not await part.exists():
+        await part.touch()
+    async with await anyio.open_file(part, "r+b") as file:
+        await file.truncate(offset)
+        await file.seek(offset)
+        await conn.send(encode(state.accept(offset)))
+        if offset:
+            out.event("resume", f"resuming {offer.name} at {offset} bytes", offset=offset)
+        progress = _Progress(out, "receiving", offer.name, offer.size)
+        await _write_data(conn, decoder, queue, state, file, progress)
+    return await _verify(conn, Path(part), Path(final), offer, out)
 
 
 async def _write_data(

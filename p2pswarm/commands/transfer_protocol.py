@@ -280,5 +280,10 @@ class ReceiverState:
         return Accept(offset)
 
     @property
+    def accepted(self) -> bool:
+        """Whether ``accept()`` was called (so DATA may come)."""
+        return self._accepted
+
+    @property
     def complete(self) -> bool:
         return self.offer is not None and self._accepted and self.offset == self.offer.size
