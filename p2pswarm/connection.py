@@ -11,7 +11,7 @@ reads for the application whenever no ``receive()`` is under way: decrypted byte
 at most :data:`READ_AHEAD` of them (then it stops, and the peer is held back), so a
 handler that only awaits :meth:`Connection.wait_closed` still sees the connection close
 when the peer resets it, closes it or goes silent. A peer's end of stream closes the
-connection once this side ended too, or when two keep-alive probes show the peer's socket
+connection once this side ended too, or when keep-alive probes show the peer's socket
 is gone; a peer that only half-closed keeps it. Data received before a close stays
 readable. The first ``receive()`` after the watchdog started a read waits for that read
 (one task switch); reads in a row go straight to the socket.
@@ -120,9 +120,10 @@ _APPLICATION: Final = 1
 _WATCHDOG: Final = 2
 #: Seconds after which the watchdog looks again whether the application stopped reading.
 _RECHECK: Final = 5.0
-#: Seconds between the two keep-alives that probe a peer which ended its side: far more
-#: than a round trip (the reset of a gone host must be back), and short for a user.
-_REPROBE: Final = 0.5
+#: Seconds after the first keep-alive that probes a peer which ended its side at which the
+#: watchdog probes again: the reset of a gone host must be back by then, which takes a
+#: round trip, so a few growing delays serve a LAN at once and a slow path soon after.
+_REPROBES: Final = (0.05, 0.25, 1.0)
 
 
 class ConnectionAttribute(anyio.TypedAttributeSet):
@@ -199,10 +200,12 @@ class Connection(ByteStream):
         self._handover: anyio.Event | None = None
         #: What a parked watchdog waits on (set at a close or the peer's hang-up).
         self._wake: anyio.Event | None = None
-        #: Whether a peer that ended its side was probed, and when the watchdog's
-        #: second probe is due (inf: none is).
+        #: Whether a peer that ended its side was probed, when the watchdog's next probe
+        #: is due (inf: none is), and how many of ``_REPROBES`` are spent.
         self._probed = False
         self._probe_at = math.inf
+        self._probe_count = 0
+        self._probed_at = 0.0
         self._closed_event = anyio.Event()
         #: Send turns (a FIFO lock without the cost of one when uncontended): frames of
         #: concurrent sends must not interleave, and their nonces must go out in order.
@@ -563,9 +566,9 @@ class Connection(ByteStream):
         wait for ``receive()`` (at most :data:`READ_AHEAD` of them; past that it stops
         reading and the peer is held back by the transport), and the idle timeout applies.
         At the peer's end of stream it closes the connection once this side has ended
-        too; until then it probes with a keep-alive at once and on the keep-alive
-        schedule, so a peer that is gone (its host answers with a reset) is found within
-        one ``keepalive`` while a peer that only half-closed keeps the connection. It
+        too; until then it probes with a keep-alive at once and again 0.05, 0.25 and 1 s
+        later, so a peer that is gone (its host answers with a reset) is found within
+        about a round trip, while a peer that only half-closed keeps the connection. It
         returns when the connection closes and never raises for a broken socket.
         """
         self._watchdogs += 1
@@ -585,7 +588,13 @@ class Connection(ByteStream):
                 now = self._clock()
                 wake = self._probe_at
                 if now >= wake:
-                    self._probe_at = math.inf  # probed: the keep-alives go on
+                    # Probe again, until the delays are spent: then the keep-alives go on.
+                    self._probe_count += 1
+                    self._probe_at = (
+                        self._probed_at + _REPROBES[self._probe_count]
+                        if self._probe_count < len(_REPROBES)
+                        else math.inf
+                    )
                     try:
                         await self._send_keepalive_if_due(force=True)
                         # A stream may report a failed write only at the next one (anyio's
@@ -667,10 +676,12 @@ class Connection(ByteStream):
                 await self._close_transport()  # both directions have ended
             elif self._watchdogs and not self._probed:
                 # The peer ended. A keep-alive now makes its host answer with a reset if
-                # the socket is gone there; the watchdog's second one then fails and
-                # closes this side. A peer that only half-closed takes both in its stride.
+                # the socket is gone there; one of the watchdog's next probes then fails
+                # and closes this side. A peer that only half-closed takes them in its
+                # stride.
                 self._probed = True
-                self._probe_at = self._clock() + _REPROBE
+                self._probed_at = self._clock()
+                self._probe_at = self._probed_at + _REPROBES[0]
                 with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
                     await self._send_keepalive_if_due(force=True)
 
