@@ -27,7 +27,8 @@ processes on this machine (127.0.0.1 only; base port 49737, or P2PSWARM_LOCAL_PO
 Use --bootstrap HOST:PORT[,...] or P2PSWARM_BOOTSTRAP to use a DHT across machines,
 started with 'p2pswarm dht-node --host 0.0.0.0'.
 Exit status: 0 done, 1 failed, 2 bad command-line input, 130 stopped by Ctrl-C
-(143 by SIGTERM; the command still cleans up first).
+(143 by SIGTERM; the command still cleans up first; dht-node, which runs until
+stopped, exits 0).
 """
 
 
@@ -147,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         "dht-node",
         "run a persistent DHT node (a network's bootstrap) until stopped",
         dht_node.dht_node,
+        runs_until_stopped=True,  # stopping it is how it ends: status 0
     )
     command.add_argument(
         "--port",

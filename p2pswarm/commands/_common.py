@@ -437,7 +437,9 @@ def run_command(
     """Run ``body`` on anyio with clean exits: SIGINT/SIGTERM make it stop and clean up
     (its swarm closed normally), then the status is 128 + the signal's number, as a
     shell reports a process killed by it (130 for Ctrl-C, 143 for SIGTERM): the work
-    was not done. A :class:`CommandError` becomes one line and its status."""
+    was not done. A command whose work is to run until stopped (``dht-node``, marked
+    ``runs_until_stopped``) exits 0 instead. A :class:`CommandError` becomes one line
+    and its status."""
     out = Output(json_mode=bool(getattr(args, "json", False)), events=events)
     handler = _OutputLogHandler(out)
     library_logger = logging.getLogger("p2pswarm")
@@ -484,7 +486,7 @@ def run_command(
         status = first.status
     finally:
         library_logger.removeHandler(handler)
-    if out.stopped_by is not None:
+    if out.stopped_by is not None and not getattr(args, "runs_until_stopped", False):
         return EXIT_SIGNAL_BASE + out.stopped_by  # 130 for Ctrl-C, 143 for SIGTERM
     return status
 
