@@ -22,7 +22,7 @@ import anyio
 import anyio.abc
 
 from ..connection import Connection
-from ..errors import ChannelProtocolError, CompactDecodeError
+from ..errors import ChannelClosedError, ChannelProtocolError, CompactDecodeError
 from ..protocol import protomux
 from ..protocol.protomux import (
     BatchEnd,
@@ -216,7 +216,7 @@ class Mux:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 for pending in self._spawn_later:
-                    tg.start_soon(_await, pending)
+                    tg.start_soon(self._await, pending)
                 self._spawn_later.clear()
                 tg.start_soon(self._writer)
                 tg.start_soon(self._dispatcher)
@@ -282,11 +282,28 @@ class Mux:
 
     def _spawn(self, awaitable: Awaitable[Any]) -> None:
         if self._tg is not None:
-            self._tg.start_soon(_await, awaitable)
+            self._tg.start_soon(self._await, awaitable)
         elif not self._closed:
             self._spawn_later.append(awaitable)
         elif inspect.iscoroutine(awaitable):
             awaitable.close()
+
+    async def _await(self, awaitable: Awaitable[Any]) -> None:
+        """A task of the Mux: the connection ending is not its failure; anything else is
+        a handler's error and stops the Mux (JS destroys the stream)."""
+        try:
+            await awaitable
+        except (
+            anyio.BrokenResourceError,
+            anyio.ClosedResourceError,
+            anyio.EndOfStream,
+            ChannelClosedError,
+        ):
+            pass
+        except Exception as exc:
+            self._failure = exc
+            if self._tg is not None:
+                self._tg.cancel_scope.cancel()
 
     async def _shutdown(self) -> None:
         """Close what is left (as closed by the remote, as JS does when its stream closes)
@@ -315,7 +332,10 @@ class Mux:
         while True:
             await self._wake.wait()
             self._wake = anyio.Event()
-            await self.flush()
+            try:
+                await self.flush()
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                return  # the reader sees the end too and stops the Mux
 
     async def _reader(self) -> None:
         connection = self.connection
@@ -438,7 +458,3 @@ def _ignore(value: object, channel: Channel) -> None:
 
 def _awaitable(result: Awaitable[None] | None) -> Awaitable[None] | None:
     return result if result is not None and inspect.isawaitable(result) else None
-
-
-async def _await(awaitable: Awaitable[Any]) -> None:
-    await awaitable
