@@ -28,6 +28,23 @@ pytestmark = pytest.mark.anyio
 TIMEOUT = 15
 
 
+def late_reply_event(peer: RPCPeer) -> anyio.Event:
+    """Set when ``peer`` drops its next late reply."""
+    event = anyio.Event()
+    message = peer.channel.messages[1]
+    handler = message.on_message
+    assert handler is not None
+
+    def watch(value: Any, channel: Any) -> None:
+        before = peer.late_replies
+        handler(value, channel)
+        if peer.late_replies > before:
+            event.set()
+
+    message.on_message = watch
+    return event
+
+
 @asynccontextmanager
 async def rpc_pair(**server_options: Any) -> AsyncIterator[tuple[RPC, RPC, RPCPeer, RPCPeer]]:
     """(client rpc, server rpc, client's peer, server's peer) over one real connection."""
@@ -103,14 +120,14 @@ async def test_a_hanging_handler_times_out_on_both_sides_without_leaks() -> None
                 cancelled.set()
 
         server.handle("hangs", hangs)
+        late = late_reply_event(to_server)
         with anyio.fail_after(TIMEOUT):
             # The caller's own timeout first: its id is freed, the late error reply dropped.
             with pytest.raises(RequestTimeoutError):
                 await to_server.request("hangs", timeout=0.05)
             assert to_server.in_flight == 0
             await cancelled.wait()  # the handler timeout cancelled it
-            while to_server.late_replies == 0:
-                await anyio.sleep(0.01)
+            await late.wait()  # its error reply came late and was dropped
             # Then the handler timeout, reported as a remote error.
             with pytest.raises(RemoteError) as info:
                 await to_server.request("hangs", timeout=5)
@@ -127,13 +144,13 @@ async def test_a_cancelled_request_frees_its_id() -> None:
             return 1
 
         server.handle("slow", slow)
+        late = late_reply_event(to_server)
         with anyio.fail_after(TIMEOUT):
             with anyio.move_on_after(0.05):
                 await to_server.request("slow")
             assert to_server.in_flight == 0
             release.set()
-            while to_server.late_replies == 0:
-                await anyio.sleep(0.01)
+            await late.wait()
             assert await to_server.request("slow") == 1
 
 
@@ -156,8 +173,13 @@ async def test_a_request_flood_is_refused_then_the_peer_is_banned() -> None:
 
 async def test_requests_on_a_closed_channel_raise_closed() -> None:
     async with rpc_pair() as (_, server, to_server, to_client):
-        release = anyio.Event()
-        server.handle("wait", lambda p, peer: release.wait())
+        release, started = anyio.Event(), anyio.Event()
+
+        async def wait(payload: Any, peer: RPCPeer) -> None:
+            started.set()
+            await release.wait()
+
+        server.handle("wait", wait)
         with anyio.fail_after(TIMEOUT):
             async with anyio.create_task_group() as tg:
 
@@ -166,8 +188,7 @@ async def test_requests_on_a_closed_channel_raise_closed() -> None:
                         await to_server.request("wait")
 
                 tg.start_soon(waiting)
-                while not to_client._serving:
-                    await anyio.sleep(0.01)
+                await started.wait()
                 to_client.channel.close()
             with pytest.raises(NoPeersError):
                 await server.request("x")
@@ -177,6 +198,13 @@ async def test_rpc_across_a_swarm_request_send_broadcast() -> None:
     async with swarm_net(4, watch=False) as (swarms, _, _b):
         rpcs = [RPC(s) for s in swarms]
         got: dict[int, list[Any]] = {i: [] for i in range(4)}
+        five = anyio.Event()
+
+        def note(i: int, payload: Any) -> None:
+            got[i].append(payload)
+            if sum(len(v) for v in got.values()) == 5:
+                five.set()
+
         waiting = 0
         all_in = anyio.Event()
 
@@ -191,7 +219,7 @@ async def test_rpc_across_a_swarm_request_send_broadcast() -> None:
         for i, rpc in enumerate(rpcs):
             rpc.handle("name", lambda p, peer, i=i: i)
             rpc.handle("gather", lambda p, peer, i=i: gather(i))
-            rpc.handle("note", lambda p, peer, i=i: got[i].append(p))
+            rpc.handle("note", lambda p, peer, i=i: note(i, p))
         t = topic("rpc-test")
         server, *clients = swarms
         await server.join(t, client=False).flushed()
@@ -216,7 +244,6 @@ async def test_rpc_across_a_swarm_request_send_broadcast() -> None:
             assert sorted(answers) == [1, 2, 3]
             assert len(await rpcs[0].send("note", "two", n=2)) == 2
             assert len(await rpcs[0].broadcast("note", "all")) == 3
-            while sum(len(v) for v in got.values()) < 5:
-                await anyio.sleep(0.01)
+            await five.wait()
         assert sorted(x for v in got.values() for x in v) == ["all"] * 3 + ["two"] * 2
         assert got[0] == []
