@@ -423,7 +423,10 @@ class Mux:
             channel = _channel(event.channel)
             return None if channel is None else _awaitable(channel._closed(event.remote))
         if type(event) is PairRequest:
-            return self._on_pair_request(event)
+            # In a task of its own, as JS awaits notify without holding up other channels;
+            # the channel's messages stay buffered (bounded) meanwhile.
+            self._spawn(self._on_pair_request(event))
+            return None
         if type(event) is BatchEnd:
             self._core.uncork()
             self._wake.set()
