@@ -73,8 +73,10 @@ class Message(Generic[T]):
         :raises ~p2pswarm.errors.ChannelClosedError: the channel is closed
         :raises anyio.BrokenResourceError: the connection failed
         """
-        self.send_nowait(value)
-        await self.channel.mux.flush()
+        channel = self.channel
+        mux = channel.mux
+        mux._core.send(channel._state, self.type, self.codec.encode(value))
+        await mux.flush()  # ourselves: no need to wake the writer
 
     async def receive(self) -> T:
         """The next value received (only without ``on_message``).

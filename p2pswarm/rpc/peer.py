@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
@@ -43,6 +43,8 @@ _MAX_ID: Final = 2**32 - 1
 #: ``handler(payload, peer) -> result``, sync or async. Raise RemoteError(code, message) to
 #: send that error back; any other exception is sent as code ``internal`` (no details).
 Handler = Callable[[Any, "RPCPeer"], Any]
+#: (error code or None, error message, encoded result)
+_Outcome = tuple[str | None, str, bytes]
 
 
 class _Slot:
@@ -109,9 +111,11 @@ class RPCPeer:
         self.stats.in_flight += 1
         try:
             with anyio.move_on_after(timeout if timeout is not None else float("inf")):
-                if not await self.channel.fully_opened():
+                channel = self.channel
+                if not channel.opened and not await channel.fully_opened():
                     raise ChannelClosedError(f"{PROTOCOL} channel to the peer is closed")
-                await self.channel.messages[0].send(Request(id, method, body))
+                # Queued for the Mux's writer: waiting for the reply bounds what is queued.
+                channel.messages[0].send_nowait(Request(id, method, body))
                 await slot.done.wait()
         finally:
             self.stats.in_flight -= 1
@@ -172,41 +176,62 @@ class RPCPeer:
         if self._serving >= rpc.max_concurrent:
             self._reply_error(request.id, "busy", "too many requests in progress")
             return
-        self._serving += 1
-        self.mux.start_soon(self._serve, request)
-
-    async def _serve(self, request: Request) -> None:
+        handler = rpc.handlers.get(request.method)
+        if handler is None:
+            self._answer(request.id, ("unknown-method", request.method, b""))
+            return
         try:
-            code, message, body = await self._call(request)
-            if request.id == 0 or self.channel.closed:
-                return
-            if code is None:
-                self.channel.messages[1].send_nowait(Response(request.id, body))
-            else:
-                self._reply_error(request.id, code, message)
+            payload = rpc.codec.decode(request.body)
+        except Exception:
+            self._answer(request.id, ("bad-request", "the payload does not decode", b""))
+            return
+        try:
+            # Runs at once, in the dispatcher, up to its first await: a plain function
+            # costs no task (and cannot hang); an awaitable is served as a task.
+            result = handler(payload, self)
+        except Exception as exc:
+            self._answer(request.id, self._failure(request.method, exc))
+            return
+        if inspect.isawaitable(result):
+            self._serving += 1
+            self.mux.start_soon(self._serve, request, result)
+        else:
+            self._answer(request.id, self._encode(request.method, result))
+
+    def _encode(self, method: str, result: Any) -> _Outcome:
+        try:
+            return None, "", self.rpc.codec.encode(result)
+        except Exception as exc:
+            return self._failure(method, exc)
+
+    @staticmethod
+    def _failure(method: str, exc: Exception) -> _Outcome:
+        if isinstance(exc, RemoteError):
+            return exc.code, exc.message, b""
+        logger.error("handler of %r failed", method, exc_info=exc)
+        return "internal", "the handler failed", b""
+
+    def _answer(self, id: int, outcome: _Outcome) -> None:
+        code, message, body = outcome
+        if id == 0 or self.channel.closed:
+            return
+        if code is None:
+            self.channel.messages[1].send_nowait(Response(id, body))
+        else:
+            self._reply_error(id, code, message)
+
+    async def _serve(self, request: Request, awaitable: Awaitable[Any]) -> None:
+        timeout = self.rpc.handler_timeout
+        outcome: _Outcome = ("timeout", f"the handler took more than {timeout} s", b"")
+        try:
+            with anyio.move_on_after(timeout):
+                try:
+                    outcome = self._encode(request.method, await awaitable)
+                except Exception as exc:
+                    outcome = self._failure(request.method, exc)
+            self._answer(request.id, outcome)
         finally:
             self._serving -= 1
-
-    async def _call(self, request: Request) -> tuple[str | None, str, bytes]:
-        handler = self.rpc.handlers.get(request.method)
-        if handler is None:
-            return "unknown-method", request.method, b""
-        try:
-            payload = self.rpc.codec.decode(request.body)
-        except Exception:
-            return "bad-request", "the payload does not decode", b""
-        with anyio.move_on_after(self.rpc.handler_timeout):
-            try:
-                result = handler(payload, self)
-                if inspect.isawaitable(result):
-                    result = await result
-                return None, "", self.rpc.codec.encode(result)
-            except RemoteError as exc:
-                return exc.code, exc.message, b""
-            except Exception:
-                logger.exception("handler of %r failed", request.method)
-                return "internal", "the handler failed", b""
-        return "timeout", f"the handler took more than {self.rpc.handler_timeout} s", b""
 
     def _reply_error(self, id: int, code: str, message: str) -> None:
         if id == 0 or self.channel.closed:
