@@ -33,11 +33,11 @@ from typing import Any
 import anyio
 from _common import HOST, add_backend_argument, emit, summary, versions
 
+from p2pswarm import connect_tcp, create_tcp_listener
 from p2pswarm.connection import Connection
 from p2pswarm.keys import KeyPair
 from p2pswarm.mux import RAW, Mux
 from p2pswarm.rpc import RPC, RateLimiter
-from p2pswarm.transport import connect_tcp, create_tcp_listener
 
 ROOT = Path(__file__).resolve().parent.parent
 #: A limiter that never gets in the way of a benchmark.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import anyio
 
@@ -13,10 +13,7 @@ from ..errors import ChannelClosedError
 from ..protocol import protomux
 from .codecs import RAW, Codec
 
-if TYPE_CHECKING:
-    from ._mux import Mux
-
-__all__ = ("Channel", "Message", "OnClose", "OnMessage", "OnOpen")
+__all__ = ("Channel", "ChannelOwner", "Message", "OnClose", "OnMessage", "OnOpen")
 
 T = TypeVar("T")
 
@@ -26,6 +23,28 @@ OnMessage = Callable[[Any, "Channel"], Awaitable[None] | None]
 OnOpen = Callable[[Any, "Channel"], Awaitable[None] | None]
 #: ``on_close(remote, channel)``: ``remote`` is True when the peer closed or rejected it.
 OnClose = Callable[[bool, "Channel"], Awaitable[None] | None]
+
+
+class ChannelOwner(Protocol):
+    """What a channel needs of its :class:`~p2pswarm.mux.Mux` (which is the only one):
+    named here so that this module does not import the Mux's."""
+
+    _core: protomux.Protomux
+
+    @property
+    def drained(self) -> bool: ...
+
+    async def flush(self) -> None: ...
+
+    def cork(self) -> None: ...
+
+    def uncork(self) -> None: ...
+
+    def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None: ...
+
+    def _queued(self) -> bool: ...
+
+    def _local_change(self) -> None: ...
 
 
 class Message(Generic[T]):
@@ -130,7 +149,7 @@ class Channel:
 
     def __init__(
         self,
-        mux: Mux,
+        mux: ChannelOwner,
         state: protomux.Channel,
         *,
         handshake: Codec[Any] | None,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 import anyio
 
@@ -24,15 +24,12 @@ from ..errors import (
     RemoteError,
     RequestTimeoutError,
 )
-from ..mux import Channel, Mux
-from .ratelimit import Verdict
+from ..mux import Channel, Codec, Mux
+from .ratelimit import RateLimiter, Verdict
 from .selection import PeerStats
 from .wire import PROTOCOL, REQUEST, RESPONSE, Request, Response
 
-if TYPE_CHECKING:
-    from .service import RPC
-
-__all__ = ("DEFAULT_TIMEOUT", "Handler", "RPCPeer")
+__all__ = ("DEFAULT_TIMEOUT", "Handler", "RPCPeer", "Service")
 
 logger = logging.getLogger("p2pswarm.rpc")
 
@@ -47,6 +44,24 @@ Handler = Callable[[Any, "RPCPeer"], Any]
 _Outcome = tuple[str | None, str, bytes]
 
 
+class Service(Protocol):
+    """What a peer needs of its :class:`~p2pswarm.rpc.RPC` (named here so that this module
+    does not import the RPC's)."""
+
+    codec: Codec[Any]
+    limiter: RateLimiter
+    handler_timeout: float
+    max_concurrent: int
+    handlers: dict[str, Handler]
+    clock: Callable[[], float]
+
+    def _ban(self, peer: RPCPeer) -> None: ...
+
+    def _opened(self, peer: RPCPeer) -> None: ...
+
+    def _closed(self, peer: RPCPeer) -> None: ...
+
+
 class _Slot:
     __slots__ = ("done", "response")
 
@@ -58,7 +73,7 @@ class _Slot:
 class RPCPeer:
     """One peer's end of the request channel; made by :meth:`RPC.attach`."""
 
-    def __init__(self, rpc: RPC, mux: Mux, peer_info: Any = None) -> None:
+    def __init__(self, rpc: Service, mux: Mux, peer_info: Any = None) -> None:
         self.rpc = rpc
         self.mux = mux
         self.peer_info = peer_info

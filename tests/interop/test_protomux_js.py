@@ -19,8 +19,8 @@ import anyio
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 
+from p2pswarm import connect_tcp
 from p2pswarm.mux import STRING, UINT, Mux
-from p2pswarm.transport import connect_tcp
 
 from ._js import HERE, NODE_MODULES
 
