@@ -191,6 +191,12 @@ class Channel:
     def closed(self) -> bool:
         return self._state.closed
 
+    @property
+    def drained(self) -> bool:
+        """Nothing of this connection waits to be written (JS ``channel.drained``: the
+        stream is shared, so it is the Mux's); ``await message.send()`` waits for it."""
+        return self.mux.drained
+
     def add_message(
         self, codec: Codec[Any] = RAW, *, on_message: OnMessage | None = None
     ) -> Message[Any]:

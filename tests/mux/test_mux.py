@@ -165,3 +165,65 @@ async def test_mux_of_returns_the_connections_mux() -> None:
         assert Mux.of(ca_conn) is a
         with pytest.raises(ValueError):
             Mux(ca_conn)
+
+
+async def test_async_with_runs_the_mux_and_closes_its_channels() -> None:
+    async with mux_pair() as (a, b, tg, _):
+        cb = b.create_channel("w", messages=[UINT])
+        assert cb
+        cb.open()
+        tg.start_soon(b.run)
+        async with a:
+            ca = a.create_channel("w", messages=[UINT])
+            assert ca
+            ca.open()
+            with anyio.fail_after(TIMEOUT):
+                assert await ca.fully_opened()
+                assert ca.drained
+                await ca.messages[0].send(5)
+                assert await cb.messages[0].receive() == 5
+        with anyio.fail_after(TIMEOUT):
+            await cb.wait_closed()  # leaving the block closed a's channels
+        assert cb.closed_by_remote is True and a.closed
+
+
+async def test_swarm_mux_shares_one_mux_per_connection_between_protocols() -> None:
+    from p2pswarm import topic
+    from p2pswarm.mux import SwarmMux
+
+    from ..swarm.helpers import swarm_net
+
+    async with swarm_net(2, watch=False) as ((s1, s2), _, _b):
+        opened: list[str] = []
+        all_open = anyio.Event()
+
+        def setup(name: str) -> Any:
+            def on_open(handshake: Any, channel: Channel) -> None:
+                opened.append(channel.protocol)
+                if len(opened) == 4:  # two channels on each side
+                    all_open.set()
+
+            def create(mux: Mux, peer: Any) -> None:
+                channel = mux.create_channel(name, on_open=on_open)
+                assert channel
+                channel.open()
+
+            return create
+
+        for swarm in (s1, s2):
+            hub = SwarmMux.of(swarm)
+            assert SwarmMux.of(swarm) is hub
+            hub.on_mux(setup("one"))
+            hub.on_mux(setup("two"))
+        t = topic("swarm-mux")
+        await s1.join(t, client=False).flushed()
+        s2.join(t, server=False)
+        with anyio.fail_after(TIMEOUT):
+            await s2.flush()
+            await all_open.wait()
+        hub1 = SwarmMux.of(s1)
+        assert len(hub1) == 1
+        (mux,) = hub1
+        assert hub1.get(s2.key_pair.public_key) is mux
+        assert sorted(c.protocol for c in mux.channels) == ["one", "two"]
+        assert sorted(opened) == ["one", "one", "two", "two"]

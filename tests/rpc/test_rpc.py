@@ -247,3 +247,29 @@ async def test_rpc_across_a_swarm_request_send_broadcast() -> None:
             await five.wait()
         assert sorted(x for v in got.values() for x in v) == ["all"] * 3 + ["two"] * 2
         assert got[0] == []
+
+
+async def test_a_flooding_swarm_peer_is_banned_through_the_swarm() -> None:
+    async with swarm_net(2, watch=False) as ((server, client), _, _b):
+        limiter = RateLimiter(rate=1, burst=2, penalty=50, recovery=0)
+        server_rpc = RPC(server, limiter=limiter, clock=lambda: 0.0)
+        server_rpc.handle("m", lambda p, peer: "ok")
+        client_rpc = RPC(client)
+        banned = anyio.Event()
+        server.on_ban(lambda info, error: banned.set())
+        t = topic("rpc-flood")
+        await server.join(t, client=False).flushed()
+        client.join(t, server=False)
+        with anyio.fail_after(TIMEOUT):
+            await client.flush()
+            await client_rpc.wait_for_peers(1)
+            await server_rpc.wait_for_peers(1)
+            for _ in range(2):
+                assert await client_rpc.request("m") == "ok"
+            with pytest.raises(RateLimitedError):
+                await client_rpc.request("m")
+            with pytest.raises((ChannelClosedError, RequestTimeoutError)):
+                await client_rpc.request("m", timeout=5)
+            await banned.wait()
+        assert server.peers[client.key_pair.public_key].banned
+        assert server_rpc.banned == [client.key_pair.public_key]
