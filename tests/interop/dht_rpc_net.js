@@ -47,6 +47,23 @@ async function handle(msg) {
       nodes: node.toArray().map(({ host, port }) => [host, port])
     }
   }
+  if (msg.op === 'waitFor') {
+    // Resolves once node i has [host, port] in its routing table (event driven).
+    const node = nodes[msg.i]
+    const [host, port] = msg.node
+    const has = () => node.toArray().some((n) => n.host === host && n.port === port)
+    if (!has()) {
+      await new Promise((resolve) => {
+        const check = () => {
+          if (!has()) return
+          node.removeListener('add-node', check)
+          resolve()
+        }
+        node.on('add-node', check)
+      })
+    }
+    return { nodes: node.toArray().map((n) => [n.host, n.port]) }
+  }
   if (msg.op === 'findNode') {
     const q = nodes[msg.i].findNode(Buffer.from(msg.target, 'hex'))
     await q.finished()
