@@ -291,6 +291,16 @@ class NodeCore:
     def transactions(self) -> Transactions:
         return self._rpc
 
+    @property
+    def pending_verifications(self) -> int:
+        """Requesters being pinged back before they may enter the routing table."""
+        return len(self._verifying)
+
+    @property
+    def tracked_sources(self) -> int:
+        """Sources with a request budget in memory (bounded by ``limits.max_sources``)."""
+        return 0 if self._limits is None else len(self._request_buckets)
+
     def to_array(self, limit: int | None = None) -> list[Address]:
         """Nodes we know, most recently heard first (``dht.toArray()``)."""
         nodes = self.recent.newest_first()

@@ -382,6 +382,7 @@ class Transactions:
             self, message, Peer(host, port, verified_id(message.id, host, port)), size
         )
         if message.token is not None and not self.tokens.valid(host, message.token):
+            request.token = None  # not a proof of anything: its reply is budgeted
             request.error(ErrorCode.INVALID_TOKEN, token=True)
             return None
         return request
