@@ -148,7 +148,7 @@ async def main(args: argparse.Namespace) -> None:
         qps_js = args.queries / out["seconds"]
         mem_py = await python_memory(bootstrap, 50)
         mem_js = (
-            await js_client.call(op="benchMem", bootstrap=[list(a) for a in bootstrap], n=20)
+            await js_client.call(op="benchMem", bootstrap=[list(a) for a in bootstrap], n=50)
         )["rss_per_node_kib"]
         for p, j in ((client_process, js_client), (process, js)):
             await j.call(op="destroy")
