@@ -598,10 +598,23 @@ class NodeCore:
         retries: int = DEFAULT_RETRIES,
         resend_after: float = DEFAULT_TIMEOUT,
         any_responder: bool = False,
+        from_client: bool | None = None,
         on_cycle: Callable[[], None] | None = None,
     ) -> Reply:
         """One request with its resends; returns the reply whatever its ``error`` field
-        (check ``reply.error``). Raises DHTTimeoutError / DHTRequestError."""
+        (check ``reply.error``). Raises DHTTimeoutError / DHTRequestError.
+
+        ``any_responder``: accept the reply from whoever sends it with our tid (a relayed
+        request, answered by a third node). ``from_client``: send from the client (True) or
+        server (False) socket instead of the usual one (client while firewalled).
+        """
+        send = None
+        if from_client is not None:
+            choice = from_client
+
+            def send(data: bytes, to: Address) -> None:
+                self._send_on(data, to, choice)
+
         reply = await self._rpc.request(
             to,
             command,
@@ -613,6 +626,7 @@ class NodeCore:
             resend_after=resend_after,
             any_responder=any_responder,
             on_cycle=on_cycle,
+            send=send,
         )
         return reply
 
