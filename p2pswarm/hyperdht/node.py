@@ -100,6 +100,7 @@ class DHTRPCNode(NodeCore):
     async def _bootstrap(self) -> None:
         """The join walk; while firewalled, a quick PING_NAT to the first node that answers
         decides whether the full firewall test runs now (``index.js _bootstrap``)."""
+        await self.resolve_bootstrap()
         first = self.firewalled and self._quick_firewall and not self._force_persistent
         test_nat = False
         only_firewall = not self._force_persistent
@@ -199,7 +200,7 @@ class DHTRPCNode(NodeCore):
         """Ask up to 5 recent nodes (bootstrap nodes if fewer) to PING_NAT us back on our
         port; firewalled unless enough answer and agree on our host and bound port."""
         nodes: list[Address] = self.to_array(FIREWALL_PROBES)
-        for address in self.bootstrap_nodes:
+        for address in self._bootstrap_addresses:
             if len(nodes) >= FIREWALL_PROBES:
                 break
             if address not in nodes:

@@ -249,3 +249,15 @@ async def test_requests_can_leave_from_either_socket() -> None:
             boot.address, InternalCommand.PING, internal=True, from_client=False
         )
         assert via_server.to == node.address
+
+
+async def test_bootstrap_names_resolve_as_js_does() -> None:
+    async with python_network(0) as (boot, _):
+        port = boot.address[1]
+        listed = [("localhost", port), ("127.0.0.1@bootstrap.invalid", port), ("no.invalid", 1)]
+        async with DHTRPCNode(bootstrap=listed, host="127.0.0.1") as node:
+            await node.fully_bootstrapped()
+            # The IP of "ip@name" is used as is, names go through the resolver; one entry
+            # per address.
+            assert [p.address for p in node.bootstrap_peers()] == [("127.0.0.1", port)]
+            assert boot.address in node.to_array()
