@@ -70,6 +70,7 @@ async def test_replies_are_matched_by_tid_and_source() -> None:
             results.append(await rpc.request(PEER, 0, any_responder=any_responder))
 
         tg.start_soon(ask, False)
+        await anyio.wait_all_tasks_blocked()  # one at a time: trio starts tasks in any order
         tg.start_soon(ask, True)
         await anyio.wait_all_tasks_blocked()
         strict, relaxed = (decode_request(d).tid for d, _ in sent)
