@@ -14,6 +14,8 @@ from __future__ import annotations
 __all__ = (
     "CompactDecodeError",
     "DHTError",
+    "DHTRPCDecodeError",
+    "DHTRequestError",
     "DHTTimeoutError",
     "DialError",
     "DialRefusedError",
@@ -155,3 +157,16 @@ class MessageDecodeError(DHTError):
 
 class InvalidRecordError(DHTError):
     """An announce record is malformed, expired, or its signature does not verify."""
+
+
+class DHTRPCDecodeError(MessageDecodeError):
+    """A datagram does not decode as a dht-rpc request or response (the HyperDHT wire):
+    wrong type byte, truncated, a bad varint, unknown flags, trailing bytes or over its
+    bounds. The datagram is dropped; the sender gets no reply.
+    """
+
+
+class DHTRequestError(DHTError):
+    """A dht-rpc request could not be sent or completed: the node is closed, or the
+    request was cancelled with it. (No reply in time is :class:`DHTTimeoutError`.)
+    """

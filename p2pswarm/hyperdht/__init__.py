@@ -1,5 +1,8 @@
-"""The Hyperswarm DHT: HyperDHT's commands and records on the dht-rpc wire."""
+"""The HyperDHT-compatible network: dht-rpc nodes (:class:`DHTRPCNode`) and, on top of them,
+HyperDHT's commands and public API."""
 
 from __future__ import annotations
 
-__all__ = ()
+from .node import DHTRPCNode
+
+__all__ = ("DHTRPCNode",)
