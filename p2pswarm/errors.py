@@ -28,11 +28,14 @@ __all__ = (
     "KeyFileError",
     "LocalProtocolError",
     "MessageDecodeError",
+    "MutablePutError",
     "P2PSwarmError",
     "PeerBannedError",
     "PeerNotFoundError",
     "ProtocolError",
     "RemoteProtocolError",
+    "SeqReusedError",
+    "SeqTooLowError",
     "SwarmClosedError",
 )
 
@@ -170,3 +173,24 @@ class DHTRequestError(DHTError):
     """A dht-rpc request could not be sent or completed: the node is closed, or the
     request was cancelled with it. (No reply in time is :class:`DHTTimeoutError`.)
     """
+
+
+class MutablePutError(DHTError):
+    """No node stored a mutable value: every storing node that answered refused it.
+
+    The subclass says why; ``refusals`` counts the nodes that said so.
+    """
+
+    def __init__(self, msg: str, refusals: int = 0) -> None:
+        super().__init__(msg)
+        self.refusals = refusals
+
+
+class SeqReusedError(MutablePutError):
+    """The nodes already hold a different value under the same ``seq`` (HyperDHT error 16,
+    SEQ_REUSED): a new value needs a higher ``seq``."""
+
+
+class SeqTooLowError(MutablePutError):
+    """The nodes already hold a value with a higher ``seq`` (HyperDHT error 17,
+    SEQ_TOO_LOW)."""
