@@ -28,7 +28,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Sequence
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, Self
 
 import anyio
 import anyio.abc
@@ -166,6 +166,7 @@ class NodeCore:
         self._tg: anyio.abc.TaskGroup | None = None
         self._closed = False
         self._bootstrapped_event: anyio.Event | None = None
+        self._changed: anyio.Event | None = None
         #: Dropped datagrams by reason, for tests and diagnostics.
         self.dropped: dict[str, int] = {
             "malformed": 0,
@@ -177,7 +178,7 @@ class NodeCore:
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    async def __aenter__(self) -> NodeCore:
+    async def __aenter__(self) -> Self:
         if self._tg is not None or self._closed:
             raise RuntimeError("a NodeCore can be entered only once")
         if self._local_address is None:
@@ -186,6 +187,7 @@ class NodeCore:
                 self._host, self._port, any_port=self._any_port
             )
         self._bootstrapped_event = anyio.Event()
+        self._changed = anyio.Event()
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         if self._endpoint is not None:
@@ -242,6 +244,22 @@ class NodeCore:
         if self._bootstrapped_event is None:
             raise RuntimeError("the node is not running")
         await self._bootstrapped_event.wait()
+
+    def _notify(self) -> None:
+        """Wake :meth:`wait_until` callers: the table, our address or our mode changed."""
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = anyio.Event()
+
+    async def wait_until(self, predicate: Callable[[], bool], within: float = 30.0) -> None:
+        """Return once ``predicate()`` holds, re-checked on every change of the routing
+        table, the sampled address or the node's mode (no polling); ``within`` is a safety
+        bound (TimeoutError)."""
+        with anyio.fail_after(within):
+            while not predicate():
+                if self._changed is None:
+                    raise RuntimeError("the node is not running")
+                await self._changed.wait()
 
     # -- introspection --------------------------------------------------------------------
 
@@ -502,12 +520,14 @@ class NodeCore:
         if node.to is not None and node.sampled == 0:
             node.sampled = self._tick
             self._nat_add(node.to.host, node.to.port)
+        self._notify()
 
     def _remove_node(self, node: RoutingNode) -> None:
         if node not in self.recent:
             return
         self.table.remove(node.id)
         self.recent.remove(node)
+        self._notify()
 
     def _on_full_row(self, new: RoutingNode, row: list[RoutingNode]) -> None:
         """A full row: ping its least recently pinged node, swap it out if it is gone."""
@@ -576,7 +596,10 @@ class NodeCore:
     # -- NAT samples ------------------------------------------------------------------------
 
     def _nat_add(self, host: str, port: int) -> None:
+        before = (self._nat.host, self._nat.port)
         self._nat.add(host, port)
+        if before != (self._nat.host, self._nat.port):
+            self._notify()
 
     def _sample_bootstrap_maybe(self, source: Address, to: IPv4Address) -> None:
         """Id-less nodes (bootstrap nodes still ephemeral) may report our address too, but

@@ -15,13 +15,12 @@ every commit failed, as in JS.
 
 from __future__ import annotations
 
-import math
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
 import anyio
 import anyio.abc
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ..errors import DHTError, DHTTimeoutError
 from ..protocol.compact import IPv4Address
@@ -114,13 +113,14 @@ class Query:
             own_id=host.table.id,
             max_visits=max_visits,
         )
-        send, receive = anyio.create_memory_object_stream[Reply](max_buffer_size=math.inf)
-        self._send: MemoryObjectSendStream[Reply] = send
-        self._receive: MemoryObjectReceiveStream[Reply] = receive
+        #: Replies not yet taken by an iterator (at most one per visit).
+        self._results: deque[Reply] = deque()
+        self._arrived = anyio.Event()
         self._started = False
         self._done = anyio.Event()
         self._error: BaseException | None = None
         self._scope: anyio.CancelScope | None = None
+        self._cancelled = False
         self._wake = anyio.Event()
         #: Replies to the commit requests, when there was a commit.
         self.commits: list[Any] = []
@@ -160,6 +160,8 @@ class Query:
         return self
 
     def cancel(self) -> None:
+        """Stop the walk (and its commits); ``finished()`` then raises DHTError."""
+        self._cancelled = True
         if self._scope is not None:
             self._scope.cancel()
 
@@ -175,13 +177,20 @@ class Query:
 
     async def _iterate(self) -> AsyncIterator[Reply]:
         self.start()
-        async for reply in self._receive:
-            yield reply
+        while True:
+            while self._results:
+                yield self._results.popleft()
+            if self._done.is_set():
+                break
+            await self._arrived.wait()
+            self._arrived = anyio.Event()
         await self.finished()
 
     async def _run(self) -> None:
         try:
             with anyio.CancelScope() as self._scope:
+                if self._cancelled:
+                    self._scope.cancel()
                 await self._walk()
                 if self._commit is not None:
                     await self._run_commits(self._commit)
@@ -190,8 +199,8 @@ class Query:
         except DHTError as exc:
             self._error = exc
         finally:
-            self._send.close()
             self._done.set()
+            self._arrived.set()
 
     def _seed(self) -> None:
         policy = self.policy
@@ -260,7 +269,8 @@ class Query:
             if reply.error == 0:
                 if self._on_reply is not None:
                     self._on_reply(reply)
-                self._send.send_nowait(reply)
+                self._results.append(reply)
+                self._arrived.set()
         finally:
             self._poke()
 

@@ -135,6 +135,7 @@ class DHTRPCNode(NodeCore):
         self.firewalled = False
         self.ephemeral = False
         if id == self.table.id:
+            self._notify()
             return
         nodes = self.table.nodes()
         self.table = RoutingTable(id, self.table.k, self._on_full_row)
@@ -143,6 +144,7 @@ class DHTRPCNode(NodeCore):
                 continue
             if not self.table.add(node):
                 self.recent.remove(node)
+        self._notify()
 
     async def _update_network_state(self, only_firewall: bool = False) -> bool:
         """``index.js _updateNetworkState``: the firewall test, then maybe persistence."""
