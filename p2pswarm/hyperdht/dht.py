@@ -14,6 +14,7 @@ Nothing here defaults to the public network: ``bootstrap=()`` starts a network o
 from __future__ import annotations
 
 import contextlib
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Final, Generic, NamedTuple, Self, TypeVar
 
@@ -37,7 +38,7 @@ from ..protocol.hyperdht_messages import (
     encode_mutable_get_request,
     encode_mutable_put_request,
 )
-from .iterative import Query
+from .iterative import Commit, Query
 from .node import DHTRPCNode
 from .records import hash32, sign_announce, sign_mutable, sign_unannounce, verify_mutable
 from .rpc import Address, IncomingRequest, Reply
@@ -109,29 +110,69 @@ class MutableValue(NamedTuple):
 class Lookup(Generic[T]):
     """An iterative query whose useful replies come out decoded: ``async for`` it.
 
+    Replies that do not decode (or carry nothing) are skipped, as JS's ``map`` does.
     Breaking out early leaves the walk to finish by itself (it is bounded); :meth:`cancel`
-    stops it at once.
+    stops it at once and ends the iteration. No async generator is involved, so an
+    abandoned iteration needs no clean-up on either event loop.
     """
 
-    def __init__(self, query: Query, decode: Callable[[Reply], T | None]) -> None:
-        self.query = query
+    def __init__(
+        self,
+        node: DHTRPCNode,
+        target: bytes,
+        command: int,
+        decode: Callable[[Reply], T | None],
+        *,
+        value: bytes | None = None,
+        commit: Commit | None = None,
+    ) -> None:
         self._decode = decode
-        self._replies = query.__aiter__()
+        self._pending: deque[T] = deque()
+        self._arrived = anyio.Event()
+        self._done = False
+        self._cancelled = False
+        self._error: DHTError | None = None
+        self.query = node.query(
+            target, command, value=value, commit=commit, on_reply=self._on_reply
+        )
+        node.start_task(self._watch)
+
+    def _on_reply(self, reply: Reply) -> None:
+        decoded = self._decode(reply)
+        if decoded is not None:
+            self._pending.append(decoded)
+            self._arrived.set()
+
+    async def _watch(self) -> None:
+        try:
+            await self.query.finished()
+        except DHTError as exc:
+            self._error = exc
+        finally:
+            self._done = True
+            self._arrived.set()
 
     def __aiter__(self) -> Self:
         return self
 
     async def __anext__(self) -> T:
         while True:
-            reply = await self._replies.__anext__()
-            decoded = self._decode(reply)
-            if decoded is not None:
-                return decoded
+            if self._pending and not self._cancelled:
+                return self._pending.popleft()
+            if self._done or self._cancelled:
+                if self._error is not None and not self._cancelled:
+                    raise self._error
+                raise StopAsyncIteration
+            await self._arrived.wait()
+            self._arrived = anyio.Event()
 
     async def finished(self) -> None:
+        """Wait for the walk (and its commits) to end; raise what made it fail."""
         await self.query.finished()
 
     def cancel(self) -> None:
+        self._cancelled = True
+        self._arrived.set()
         self.query.cancel()
 
 
@@ -215,7 +256,7 @@ class HyperDHT(DHTRPCNode):
     def lookup(self, topic: bytes) -> Lookup[LookupReply]:
         """The records the nodes closest to ``topic`` hold: ``async for reply in ...``."""
         topic = check_topic(topic)
-        return Lookup(self.query(topic, Command.LOOKUP), _lookup_reply)
+        return Lookup(self, topic, Command.LOOKUP, _lookup_reply)
 
     async def announce(
         self,
@@ -270,22 +311,28 @@ class HyperDHT(DHTRPCNode):
         async def nothing(reply: Reply, query: Query) -> None:
             return None
 
-        lookup = Lookup(self.query(topic, Command.LOOKUP, commit=nothing), _lookup_reply)
+        lookup = Lookup(self, topic, Command.LOOKUP, _lookup_reply, commit=nothing)
+        failure: DHTError | None = None
         async with anyio.create_task_group() as tg:
-            async for reply in lookup:
-                if reply.token is None or reply.node_id is None:
-                    continue
-                # 20 records may hide ours (a reply holds a random 20): unannounce anyway
-                listed = len(reply.peers) >= LOOKUP_RECORDS or any(
-                    p.public_key == public_key for p in reply.peers
-                )
-                if listed:
-                    tg.start_soon(send, reply)
+            try:
+                async for reply in lookup:
+                    if reply.token is None or reply.node_id is None:
+                        continue
+                    # a reply holds a random 20 records: with 20, ours may be hidden
+                    listed = len(reply.peers) >= LOOKUP_RECORDS or any(
+                        p.public_key == public_key for p in reply.peers
+                    )
+                    if listed:
+                        tg.start_soon(send, reply)
+            except DHTError as exc:
+                failure = exc
+        if failure is not None:
+            raise failure
 
     async def find_peer(self, public_key: bytes) -> PeerReply | None:
         """The record of the server with ``public_key`` (announced at ``H(public_key)``)."""
         public_key = check_public_key(public_key)
-        lookup = Lookup(self.query(hash32(public_key), Command.FIND_PEER), _peer_reply)
+        lookup = Lookup(self, hash32(public_key), Command.FIND_PEER, _peer_reply)
         async for reply in lookup:
             if reply.public_key == public_key:
                 lookup.cancel()
@@ -317,11 +364,14 @@ class HyperDHT(DHTRPCNode):
     async def immutable_get(self, hash: bytes) -> bytes | None:
         """The value whose BLAKE2b-256 is ``hash``, checked, or None."""
         target = check_public_key(hash, "hash")
-        query = self.query(target, Command.IMMUTABLE_GET)
-        async for reply in query:
-            if reply.value is not None and hash32(reply.value) == target:
-                query.cancel()
-                return reply.value
+
+        def checked(reply: Reply) -> bytes | None:
+            return reply.value if reply.value and hash32(reply.value) == target else None
+
+        values = Lookup(self, target, Command.IMMUTABLE_GET, checked)
+        async for value in values:
+            values.cancel()
+            return value
         return None
 
     async def mutable_put(self, key_pair: KeyPair, value: bytes, *, seq: int = 0) -> MutableValue:
@@ -363,16 +413,20 @@ class HyperDHT(DHTRPCNode):
         false, the first valid one found), or None."""
         public_key = check_public_key(public_key)
         target = hash32(public_key)
-        query = self.query(target, Command.MUTABLE_GET, value=encode_mutable_get_request(seq))
+        values = Lookup(
+            self,
+            target,
+            Command.MUTABLE_GET,
+            lambda reply: _mutable(reply, public_key, seq),
+            value=encode_mutable_get_request(seq),
+        )
         best: MutableValue | None = None
-        async for reply in query:
-            found = _mutable(reply, public_key, seq)
-            if found is None or (best is not None and found.seq <= best.seq):
+        async for found in values:
+            if best is not None and found.seq <= best.seq:
                 continue
             best = found
             if not latest:
-                query.cancel()
-                break
+                values.cancel()
         return best
 
 
