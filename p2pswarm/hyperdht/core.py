@@ -112,10 +112,15 @@ class NodeCore:
         node_filter: Callable[[IPv4Address], bool] | None = None,
         send: Send | None = None,
         local_address: Address | None = None,
+        client_send: Send | None = None,
+        client_address: Address | None = None,
+        two_sockets: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if (send is None) != (local_address is None):
             raise ValueError("send and local_address go together (an external socket)")
+        if (client_send is None) != (client_address is None) or (client_send and not send):
+            raise ValueError("client_send and client_address go together, with send")
         self.bootstrap_nodes = [(h, int(p)) for h, p in bootstrap]
         self.concurrency = concurrency
         self.max_ping_delay = max_ping_delay
@@ -130,17 +135,23 @@ class NodeCore:
         self._quick_firewall = quick_firewall
         self._host, self._port, self._any_port = host, port, any_port
         self._endpoint: UDPEndpoint | None = None
+        self._client_endpoint: UDPEndpoint | None = None
+        self._two_sockets = two_sockets
         self._send: Send = send if send is not None else self._endpoint_send
+        self._client_send: Send | None = client_send
         self._local_address = local_address
+        self._client_address = client_address
+        self._server_hosts: set[str] | None = None
         self.table = RoutingTable(os.urandom(32), k, self._on_full_row)
         self.recent = RecentNodes()
         self._nat = NatSampler()
         self._rpc = Transactions(
-            self._send_datagram,
+            self._send_request,
             wire_id=self._wire_id,
             closest=self._closest_addresses,
             max_window=max_window,
             send_reply=self._send_reply,
+            relay=self._relay,
         )
         self._limits = limits
         if limits is not None:
@@ -186,12 +197,18 @@ class NodeCore:
             self._local_address = self._endpoint.bind(
                 self._host, self._port, any_port=self._any_port
             )
+            if self._two_sockets:
+                self._client_endpoint = UDPEndpoint(self._client_datagram)
+                self._client_address = self._client_endpoint.bind(self._host, 0)
+                self._client_send = self._client_endpoint_send
         self._bootstrapped_event = anyio.Event()
         self._changed = anyio.Event()
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         if self._endpoint is not None:
             self._tg.start_soon(self._endpoint.receive_loop)
+        if self._client_endpoint is not None:
+            self._tg.start_soon(self._client_endpoint.receive_loop)
         self._tg.start_soon(self._drain_loop)
         self._start_background()
         return self
@@ -223,6 +240,8 @@ class NodeCore:
         self._rpc.close()
         if self._endpoint is not None:
             self._endpoint.close()
+        if self._client_endpoint is not None:
+            self._client_endpoint.close()
         if self._bootstrapped_event is not None:
             self._bootstrapped_event.set()
         if self._tg is not None:
@@ -261,6 +280,9 @@ class NodeCore:
                     raise RuntimeError("the node is not running")
                 await self._changed.wait()
 
+    def _client_datagram(self, data: bytes, address: Address) -> None:
+        self.datagram_received(data, address, client=True)
+
     # -- introspection --------------------------------------------------------------------
 
     @property
@@ -274,6 +296,12 @@ class NodeCore:
         if self._local_address is None:
             raise RuntimeError("the node is not running")
         return self._local_address
+
+    @property
+    def client_address(self) -> Address | None:
+        """The local address of the client socket (requests leave from it while
+        firewalled), or None when the node runs on one socket."""
+        return self._client_address
 
     @property
     def public_address(self) -> Address | None:
@@ -290,6 +318,16 @@ class NodeCore:
     @property
     def transactions(self) -> Transactions:
         return self._rpc
+
+    @property
+    def pending_verifications(self) -> int:
+        """Requesters being pinged back before they may enter the routing table."""
+        return len(self._verifying)
+
+    @property
+    def tracked_sources(self) -> int:
+        """Sources with a request budget in memory (bounded by ``limits.max_sources``)."""
+        return 0 if self._limits is None else len(self._request_buckets)
 
     def to_array(self, limit: int | None = None) -> list[Address]:
         """Nodes we know, most recently heard first (``dht.toArray()``)."""
@@ -308,9 +346,25 @@ class NodeCore:
         if self._endpoint is not None:
             self._endpoint.send(data, address)
 
-    def _send_datagram(self, data: bytes, address: Address) -> None:
-        if not self._closed:
+    def _client_endpoint_send(self, data: bytes, address: Address) -> None:
+        if self._client_endpoint is not None:
+            self._client_endpoint.send(data, address)
+
+    def _send_on(self, data: bytes, address: Address, client: bool) -> None:
+        if self._closed:
+            return
+        if client and self._client_send is not None:
+            self._client_send(data, address)
+        else:
             self._send(data, address)
+
+    def _send_request(self, data: bytes, address: Address) -> None:
+        """Requests leave from the client socket while firewalled (JS's rule): a reply that
+        reaches the server socket then proves it reachable."""
+        self._send_on(data, address, self.firewalled)
+
+    def _relay(self, data: bytes, to: Address, request: IncomingRequest) -> None:
+        self._send_on(data, to, request.client)
 
     def _wire_id(self) -> bytes | None:
         return None if self.ephemeral else self.table.id
@@ -341,16 +395,22 @@ class NodeCore:
             ):
                 self.dropped["unpaid"] += 1
                 return
-        self._send_datagram(data, to)
+        self._send_on(data, to, request.client)
 
-    def datagram_received(self, data: bytes, address: Address) -> None:
-        """Handle one datagram from ``address``; never raises because of its content.
+    def datagram_received(self, data: bytes, address: Address, *, client: bool = False) -> None:
+        """Handle one datagram from ``address`` (``client``: it came to the client socket);
+        never raises because of its content.
 
         Anything that is not a dht-rpc message (one-byte holepunch probes, UDX packets on a
         shared socket) is ignored, as ``io.js`` does.
         """
         if self._closed or len(data) < 2 or not 0 < address[1] < 65536:
             return
+        if not client and self._server_hosts is not None:
+            self._server_hosts.add(address[0])  # the firewall test watches the server socket
+        # A datagram on the socket we do not send from (a PING_NAT answer on the server
+        # socket while firewalled) says nothing about our usual mapping: not sampled.
+        external = client != (self.firewalled and self._client_send is not None)
         kind = data[0]
         if kind == RESPONSE_ID:
             tid = peek_tid(data)
@@ -367,7 +427,7 @@ class NodeCore:
                 self.dropped["unmatched"] += 1
                 return
             self._prove(address)
-            self._add_node_from_network(True, reply.from_, reply.to, proven=True)
+            self._add_node_from_network(not external, reply.from_, reply.to, proven=True)
             return
         if kind != REQUEST_ID:
             self.dropped["other"] += 1
@@ -382,7 +442,7 @@ class NodeCore:
         except DHTRPCDecodeError:
             self.dropped["malformed"] += 1
             return
-        request = self._rpc.incoming(message, address, len(data))
+        request = self._rpc.incoming(message, address, len(data), client)
         if request is not None:
             if request.token is not None:
                 self._prove(address)

@@ -14,10 +14,12 @@ is rebuilt around it. ``ephemeral=None`` (adaptive, the default) tries after ~20
 stability; ``ephemeral=False`` at bootstrap; ``ephemeral=True`` never.
 :meth:`DHTRPCNode.bootstrapper` is persistent from the start (a network's first node).
 
-We run on one socket where JS runs two (requests leave from a second, client socket while
-firewalled), so our firewall test cannot tell "reachable by anyone" from "reachable by
-nodes we already wrote to" behind an address-restricted NAT; on public addresses and
-loopback it is exact.
+Like JS, a node that owns its I/O has two sockets: the server socket (the configured port)
+and a client socket on a random port that requests leave from while firewalled, so a
+PING_NAT answer that reaches the server socket proves that strangers can reach it. A node
+fed by someone else's single socket (``send=`` without ``client_send=``) cannot tell
+"reachable by anyone" from "reachable by nodes we already wrote to" behind an
+address-restricted NAT; on public addresses and loopback the difference does not arise.
 
 **Extending it** (HyperDHT): override :meth:`~.core.NodeCore.on_request` (or pass
 ``request_handler=``) for non-internal commands; send with :meth:`~.core.NodeCore.request`
@@ -197,12 +199,20 @@ class DHTRPCNode(NodeCore):
                     )
                 )
 
-        async with anyio.create_task_group() as tg:
-            for address in nodes:
-                tg.start_soon(probe, address)
+        hosts: set[str] = set()
+        self._server_hosts = hosts  # who reached our server socket meanwhile
+        try:
+            async with anyio.create_task_group() as tg:
+                for address in nodes:
+                    tg.start_soon(probe, address)
+        finally:
+            self._server_hosts = None
+        count = 0
         for reply in replies:
-            sampler.add(reply.to.host, reply.to.port)
-        if len(replies) < (FIREWALL_QUORUM if len(nodes) >= FIREWALL_PROBES else 1):
+            if reply.from_.host in hosts:
+                count += 1
+                sampler.add(reply.to.host, reply.to.port)
+        if count < (FIREWALL_QUORUM if len(nodes) >= FIREWALL_PROBES else 1):
             return True
         if sampler.host is None or self._nat.host != sampler.host:
             return True

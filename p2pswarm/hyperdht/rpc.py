@@ -107,6 +107,7 @@ class IncomingRequest:
 
     __slots__ = (
         "_rpc",
+        "client",
         "command",
         "from_",
         "internal",
@@ -119,8 +120,12 @@ class IncomingRequest:
         "value",
     )
 
-    def __init__(self, rpc: Transactions, message: Request, from_: Peer, size: int) -> None:
+    def __init__(
+        self, rpc: Transactions, message: Request, from_: Peer, size: int, client: bool = False
+    ) -> None:
         self._rpc = rpc
+        #: It arrived on the node's client socket (answers leave from the same socket).
+        self.client = client
         self.tid = message.tid
         self.from_ = from_
         self.to = message.to
@@ -196,7 +201,7 @@ class IncomingRequest:
             target=self.target,
             value=value,
         )
-        self._rpc.send(message.encode(), to)
+        self._rpc.relay(message.encode(), to, self)
 
 
 class _Inflight:
@@ -221,11 +226,13 @@ class Transactions:
         closest: Callable[[bytes], Sequence[IPv4Address]],
         max_window: int = DEFAULT_MAX_WINDOW,
         send_reply: Callable[[bytes, Address, IncomingRequest], None] | None = None,
+        relay: Callable[[bytes, Address, IncomingRequest], None] | None = None,
     ) -> None:
         self.send = send
         self.wire_id = wire_id
         self.closest = closest
         self._reply_hook = send_reply
+        self._relay_hook = relay
         self.tokens = TokenSecrets()
         self.congestion = CongestionWindow(max_window)
         self.inflight: dict[int, _Inflight] = {}
@@ -243,6 +250,14 @@ class Transactions:
             return
         if self._reply_hook is not None:
             self._reply_hook(data, to, request)
+        else:
+            self.send(data, to)
+
+    def relay(self, data: bytes, to: Address, request: IncomingRequest) -> None:
+        if self.closed:
+            return
+        if self._relay_hook is not None:
+            self._relay_hook(data, to, request)
         else:
             self.send(data, to)
 
@@ -374,14 +389,16 @@ class Transactions:
 
     # -- requests in ----------------------------------------------------------------------
 
-    def incoming(self, message: Request, source: Address, size: int) -> IncomingRequest | None:
+    def incoming(
+        self, message: Request, source: Address, size: int, client: bool = False
+    ) -> IncomingRequest | None:
         """Wrap a decoded request; None (after answering INVALID_TOKEN) if its token is not
         one we issued to its host."""
         host, port = source
-        request = IncomingRequest(
-            self, message, Peer(host, port, verified_id(message.id, host, port)), size
-        )
+        from_ = Peer(host, port, verified_id(message.id, host, port))
+        request = IncomingRequest(self, message, from_, size, client)
         if message.token is not None and not self.tokens.valid(host, message.token):
+            request.token = None  # not a proof of anything: its reply is budgeted
             request.error(ErrorCode.INVALID_TOKEN, token=True)
             return None
         return request
