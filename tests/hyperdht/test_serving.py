@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings, strategies as st
+
 from p2pswarm.hyperdht.records import (
     hash32,
     sign_announce,
@@ -298,3 +300,23 @@ def test_values_live_forty_eight_hours() -> None:
         store.handle(request(Command.IMMUTABLE_GET, hash32(b"v"), None, None), NODE_ID) == Reply()
     )
     assert mutable_get(store, ALICE) is None
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    command=st.integers(0, 12),
+    target=st.none() | st.binary(min_size=32, max_size=32),
+    token=st.none() | st.binary(min_size=32, max_size=32),
+    value=st.none() | st.binary(max_size=300),
+    persistent=st.booleans(),
+)
+def test_any_request_gets_a_reply_or_silence_never_an_exception(
+    command: int, target: bytes | None, token: bytes | None, value: bytes | None, persistent: bool
+) -> None:
+    store = Clocks().store()
+    reply = store.handle(
+        Request(command, target, token, value, FROM), NODE_ID if persistent else None
+    )
+    assert reply is None or isinstance(reply, Reply)
+    # random bytes never store anything (a valid signature cannot be guessed)
+    assert len(store.records) == 0 and len(store.mutables) == 0 and len(store.forwards) == 0
