@@ -20,12 +20,10 @@ only nodes whose id is H(their address) enter at all, and decoding is strict
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Sequence
 from types import TracebackType
 from typing import Any, Final, Self
@@ -43,13 +41,12 @@ from ..protocol.dht_rpc import (
     InternalCommand,
     decode_request,
     decode_response,
-    encode_ipv4,
     node_id,
     peek_tid,
 )
 from .congestion import DEFAULT_MAX_WINDOW, DRAIN_INTERVAL
 from .io import UDPEndpoint
-from .limits import DEFAULT_LIMITS, Buckets, Limits, source_key
+from .limits import DEFAULT_LIMITS, Gate, Limits
 from .nat import NatSampler
 from .routing import DEFAULT_K, RecentNodes, RoutingNode, RoutingTable
 from .rpc import (
@@ -79,15 +76,11 @@ RECENT_NODE: Final = 12
 OLD_NODE: Final = 360
 DEFAULT_CONCURRENCY: Final = 10
 MAX_PING_DELAY: Final = 10.0
-DOWN_HINTS_PER_TICK: Final = 50
 MAX_CHECKS: Final = 10
 #: Requesters being pinged before they may enter the routing table, at most.
 MAX_VERIFYING: Final = 64
 #: DELAYED_PING replies waiting at most (each is a sleeping task).
 MAX_DELAYED: Final = 256
-#: Addresses that answered us lately (proven: no byte budget for replies to them).
-MAX_PROVEN: Final = 4096
-PROVEN_FOR: Final = 600.0
 
 
 class NodeCore:
@@ -153,16 +146,7 @@ class NodeCore:
             send_reply=self._send_reply,
             relay=self._relay,
         )
-        self._limits = limits
-        if limits is not None:
-            self._request_buckets = Buckets(
-                limits.request_rate, limits.request_burst, limits.max_sources
-            )
-            self._reply_buckets = Buckets(
-                limits.unproven_bytes_rate, limits.unproven_bytes_burst, limits.max_sources
-            )
-            self._reply_total = Buckets(limits.unproven_total_rate, limits.unproven_total_burst, 1)
-        self._proven: OrderedDict[Address, float] = OrderedDict()
+        self._gate = Gate(limits) if limits is not None else None
         self._verifying: set[Address] = set()
         self._non_persistent_samples: list[Address] = []
         self._tick = REFRESH_TICKS * 2
@@ -327,7 +311,7 @@ class NodeCore:
     @property
     def tracked_sources(self) -> int:
         """Sources with a request budget in memory (bounded by ``limits.max_sources``)."""
-        return 0 if self._limits is None else len(self._request_buckets)
+        return 0 if self._gate is None else self._gate.tracked_sources
 
     def to_array(self, limit: int | None = None) -> list[Address]:
         """Nodes we know, most recently heard first (``dht.toArray()``)."""
@@ -372,27 +356,15 @@ class NodeCore:
     def _closest_addresses(self, target: bytes) -> list[IPv4Address]:
         return [IPv4Address(n.host, n.port) for n in self.table.closest(target)]
 
-    def _is_proven(self, address: Address) -> bool:
-        seen = self._proven.get(address)
-        if seen is not None and self.clock() - seen < PROVEN_FOR:
-            return True
-        return self.table.has(node_id(*address))
-
-    def _prove(self, address: Address) -> None:
-        self._proven.pop(address, None)
-        self._proven[address] = self.clock()
-        while len(self._proven) > MAX_PROVEN:
-            self._proven.popitem(last=False)
-
     def _send_reply(self, data: bytes, to: Address, request: IncomingRequest) -> None:
-        """Replies to unproven addresses spend their byte budgets (a spoofed flood cannot
-        turn us into an amplifier beyond the global rate)."""
-        if self._limits is not None and request.token is None and not self._is_proven(to):
+        """Replies to addresses that never proved themselves (no valid token, not in our
+        table, never answered us) spend byte budgets: a spoofed flood cannot turn us into
+        an amplifier beyond the global rate."""
+        gate = self._gate
+        if gate is not None and request.token is None:
             now = self.clock()
-            size = len(data)
-            if not self._reply_total.spend(None, now, size) or not self._reply_buckets.spend(
-                source_key(to), now, size
-            ):
+            proven = gate.is_proven(to, now) or self.table.has(node_id(*to))
+            if not proven and not gate.allow_unproven_reply(to, len(data), now):
                 self.dropped["unpaid"] += 1
                 return
         self._send_on(data, to, request.client)
@@ -426,15 +398,14 @@ class NodeCore:
             if reply is None:
                 self.dropped["unmatched"] += 1
                 return
-            self._prove(address)
+            if self._gate is not None:
+                self._gate.prove(address, self.clock())
             self._add_node_from_network(not external, reply.from_, reply.to, proven=True)
             return
         if kind != REQUEST_ID:
             self.dropped["other"] += 1
             return
-        if self._limits is not None and not self._request_buckets.spend(
-            source_key(address), self.clock()
-        ):
+        if self._gate is not None and not self._gate.allow_request(address, self.clock()):
             self.dropped["throttled"] += 1
             return
         try:
@@ -444,8 +415,8 @@ class NodeCore:
             return
         request = self._rpc.incoming(message, address, len(data), client)
         if request is not None:
-            if request.token is not None:
-                self._prove(address)
+            if request.token is not None and self._gate is not None:
+                self._gate.prove(address, self.clock())
             self._on_request(request)
 
     # -- serving ------------------------------------------------------------------------------
@@ -590,68 +561,10 @@ class NodeCore:
         self._notify()
 
     def _on_full_row(self, new: RoutingNode, row: list[RoutingNode]) -> None:
-        """A full row: ping its least recently pinged node, swap it out if it is gone."""
-        if not self.bootstrapped or self._repinging >= 3:
-            return
-        oldest: RoutingNode | None = None
-        for node in row:
-            if node.pinged == self._tick:
-                continue
-            if (
-                oldest is None
-                or oldest.pinged > node.pinged
-                or (oldest.pinged == node.pinged and oldest.added > node.added)
-            ):
-                oldest = node
-        if oldest is None:
-            return
-        if self._tick - oldest.pinged < RECENT_NODE and self._tick - oldest.added > OLD_NODE:
-            return
-        self._reping_and_swap(new, oldest)
-
-    def _reping_and_swap(self, new: RoutingNode, old: RoutingNode) -> None:
-        last_seen = old.seen
-        old.pinged = self._tick
-        self._repinging += 1
-
-        async def reping() -> None:
-            swap = True
-            try:
-                await self.ping(old.address)
-                swap = old.seen <= last_seen
-            except DHTError:
-                pass
-            finally:
-                self._repinging -= 1
-            if swap:
-                self._remove_node(old)
-                self._add_node(new)
-
-        try:
-            self.start_task(reping)
-        except DHTError:
-            self._repinging -= 1
+        """A row is full and ``new`` was refused (maintenance, in the subclass)."""
 
     def _check(self, node: RoutingNode) -> None:
-        """Ping ``node``; remove it if it does not answer (or answered nothing new)."""
-        node.pinged = self._tick
-        last_seen = node.seen
-        self._checks += 1
-
-        async def check() -> None:
-            try:
-                await self.ping(node.address)
-                if node.seen <= last_seen:
-                    self._remove_node(node)
-            except DHTError:
-                self._remove_node(node)
-            finally:
-                self._checks -= 1
-
-        try:
-            self.start_task(check)
-        except DHTError:
-            self._checks -= 1
+        """Ping ``node`` and drop it if it is gone (maintenance, in the subclass)."""
 
     # -- NAT samples ------------------------------------------------------------------------
 
@@ -705,29 +618,6 @@ class NodeCore:
 
     async def ping(self, to: Address, *, retries: int = DEFAULT_RETRIES) -> Reply:
         return await self.request(to, InternalCommand.PING, internal=True, retries=retries)
-
-    async def delayed_ping(self, to: Address, delay: float) -> Reply:
-        """PING answered after ``delay`` seconds (at most the responder's max, 10 s)."""
-        if not 0 <= delay <= self.max_ping_delay:
-            raise ValueError(f"delay must be within 0..{self.max_ping_delay} s")
-        value = int(delay * 1000).to_bytes(4, "little")
-        return await self.request(
-            to, InternalCommand.DELAYED_PING, internal=True, value=value, resend_after=delay + 1.0
-        )
-
-    def send_down_hint(self, referrer: Address, down: Address) -> None:
-        """Tell ``referrer`` that the node it named is down (at most 50 per tick)."""
-        if self._down_hints_sent >= DOWN_HINTS_PER_TICK:
-            return
-        self._down_hints_sent += 1
-        value = encode_ipv4(*down)
-
-        async def hint() -> None:
-            with contextlib.suppress(DHTError):
-                await self.request(referrer, InternalCommand.DOWN_HINT, internal=True, value=value)
-
-        with contextlib.suppress(DHTError):
-            self.start_task(hint)
 
 
 def _hash6(data: bytes) -> bytes:

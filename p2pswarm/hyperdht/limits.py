@@ -28,6 +28,7 @@ from typing import Final
 __all__ = (
     "DEFAULT_LIMITS",
     "Buckets",
+    "Gate",
     "Limits",
     "SourceKey",
     "source_key",
@@ -48,6 +49,9 @@ class Limits:
     unproven_total_rate: float = 1_048_576.0
     unproven_total_burst: float = 4_194_304.0
     max_sources: int = 4096
+    #: Addresses that answered us are remembered as proven this long, this many at most.
+    proven_for: float = 600.0
+    max_proven: int = 4096
 
     def __post_init__(self) -> None:
         values = (
@@ -111,3 +115,41 @@ class Buckets:
             self.refused += 1
         self._buckets[key] = (tokens, now)
         return ok
+
+
+class Gate:
+    """The node's budgets in one place: requests per source, reply bytes to unproven
+    addresses, and the addresses proven lately (they answered one of our requests, or
+    presented one of our tokens)."""
+
+    __slots__ = ("_proven", "_replies", "_requests", "_total", "limits")
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.limits = limits
+        self._requests = Buckets(limits.request_rate, limits.request_burst, limits.max_sources)
+        self._replies = Buckets(
+            limits.unproven_bytes_rate, limits.unproven_bytes_burst, limits.max_sources
+        )
+        self._total = Buckets(limits.unproven_total_rate, limits.unproven_total_burst, 1)
+        self._proven: OrderedDict[tuple[str, int], float] = OrderedDict()
+
+    @property
+    def tracked_sources(self) -> int:
+        return len(self._requests)
+
+    def allow_request(self, source: tuple[str, int], now: float) -> bool:
+        return self._requests.spend(source_key(source), now)
+
+    def prove(self, address: tuple[str, int], now: float) -> None:
+        self._proven.pop(address, None)
+        self._proven[address] = now
+        while len(self._proven) > self.limits.max_proven:
+            self._proven.popitem(last=False)
+
+    def is_proven(self, address: tuple[str, int], now: float) -> bool:
+        seen = self._proven.get(address)
+        return seen is not None and 0 <= now - seen < self.limits.proven_for
+
+    def allow_unproven_reply(self, to: tuple[str, int], size: int, now: float) -> bool:
+        """Spend ``size`` bytes of the global and of ``to``'s reply budget."""
+        return self._total.spend(None, now, size) and self._replies.spend(source_key(to), now, size)

@@ -37,9 +37,11 @@ from typing import Final
 import anyio
 
 from ..errors import DHTError
-from ..protocol.dht_rpc import InternalCommand, node_id
+from ..protocol.dht_rpc import InternalCommand, encode_ipv4, node_id
 from .core import (
     MORE_STABLE_TICKS,
+    OLD_NODE,
+    RECENT_NODE,
     REFRESH_TICKS,
     SLEEPING_INTERVAL,
     TICK_INTERVAL,
@@ -47,12 +49,17 @@ from .core import (
 )
 from .iterative import Commit, Query
 from .nat import NatSampler
-from .routing import RoutingTable
+from .routing import RoutingNode, RoutingTable
 from .rpc import Address, Peer, Reply
 
 __all__ = ("Commit", "DHTRPCNode", "Query")
 
 logger = logging.getLogger(__name__)
+
+#: DOWN_HINTs sent per tick at most (JS ``downHintsRateLimit``).
+DOWN_HINTS_PER_TICK: Final = 50
+#: Full rows being re-pinged at once at most.
+MAX_REPINGING: Final = 3
 
 #: Nodes asked for the firewall test, and the answers needed from 5 of them.
 FIREWALL_PROBES: Final = 5
@@ -274,6 +281,97 @@ class DHTRPCNode(NodeCore):
         for node in oldest:
             if node.pinged != self._tick:
                 self._check(node)
+
+    # -- routing upkeep -------------------------------------------------------------------
+
+    def _on_full_row(self, new: RoutingNode, row: list[RoutingNode]) -> None:
+        """A full row: ping its least recently pinged node, swap it out if it is gone."""
+        if not self.bootstrapped or self._repinging >= MAX_REPINGING:
+            return
+        oldest: RoutingNode | None = None
+        for node in row:
+            if node.pinged == self._tick:
+                continue
+            if (
+                oldest is None
+                or oldest.pinged > node.pinged
+                or (oldest.pinged == node.pinged and oldest.added > node.added)
+            ):
+                oldest = node
+        if oldest is None:
+            return
+        if self._tick - oldest.pinged < RECENT_NODE and self._tick - oldest.added > OLD_NODE:
+            return
+        self._reping_and_swap(new, oldest)
+
+    def _reping_and_swap(self, new: RoutingNode, old: RoutingNode) -> None:
+        last_seen = old.seen
+        old.pinged = self._tick
+        self._repinging += 1
+
+        async def reping() -> None:
+            swap = True
+            try:
+                await self.ping(old.address)
+                swap = old.seen <= last_seen
+            except DHTError:
+                pass
+            finally:
+                self._repinging -= 1
+            if swap:
+                self._remove_node(old)
+                self._add_node(new)
+
+        try:
+            self.start_task(reping)
+        except DHTError:
+            self._repinging -= 1
+
+    def _check(self, node: RoutingNode) -> None:
+        """Ping ``node``; remove it if it does not answer (or answered nothing new)."""
+        node.pinged = self._tick
+        last_seen = node.seen
+        self._checks += 1
+
+        async def check() -> None:
+            try:
+                await self.ping(node.address)
+                if node.seen <= last_seen:
+                    self._remove_node(node)
+            except DHTError:
+                self._remove_node(node)
+            finally:
+                self._checks -= 1
+
+        try:
+            self.start_task(check)
+        except DHTError:
+            self._checks -= 1
+
+    # -- client commands ------------------------------------------------------------------
+
+    async def delayed_ping(self, to: Address, delay: float) -> Reply:
+        """PING answered after ``delay`` seconds (at most the responder's max, 10 s)."""
+        if not 0 <= delay <= self.max_ping_delay:
+            raise ValueError(f"delay must be within 0..{self.max_ping_delay} s")
+        value = int(delay * 1000).to_bytes(4, "little")
+        return await self.request(
+            to, InternalCommand.DELAYED_PING, internal=True, value=value, resend_after=delay + 1.0
+        )
+
+    def send_down_hint(self, referrer: Address, down: Address) -> None:
+        """Tell ``referrer`` that the node it named is down (at most 50 per tick)."""
+        if self._down_hints_sent >= DOWN_HINTS_PER_TICK:
+            return
+        self._down_hints_sent += 1
+        value = encode_ipv4(*down)
+
+        async def hint() -> None:
+            with contextlib.suppress(DHTError):
+                await self.request(referrer, InternalCommand.DOWN_HINT, internal=True, value=value)
+
+        with contextlib.suppress(DHTError):
+            self.start_task(hint)
 
     # -- queries --------------------------------------------------------------------------
 

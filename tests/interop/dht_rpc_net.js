@@ -83,6 +83,47 @@ async function handle(msg) {
     const res = await nodes[msg.i].ping({ host, port })
     return { to: [res.to.host, res.to.port], id: hex(res.from.id) }
   }
+  // Benchmarks (bench/dht_rpc.py): the same measurements as the Python side, in JS.
+  if (msg.op === 'benchJoin') {
+    const bootstrap = msg.bootstrap.map(([host, port]) => ({ host, port }))
+    const t0 = performance.now()
+    const node = new DHT({ bootstrap, host: '127.0.0.1' })
+    await node.fullyBootstrapped()
+    const t1 = performance.now()
+    await node.findNode(require('crypto').randomBytes(32)).finished()
+    const t2 = performance.now()
+    await node.destroy()
+    return { bootstrap_ms: t1 - t0, find_node_ms: t2 - t1 }
+  }
+  if (msg.op === 'benchQps') {
+    const bootstrap = msg.bootstrap.map(([host, port]) => ({ host, port }))
+    const node = new DHT({ bootstrap, host: '127.0.0.1' })
+    await node.fullyBootstrapped()
+    let left = msg.queries
+    const t0 = performance.now()
+    const worker = async () => {
+      while (left-- > 0) await node.findNode(require('crypto').randomBytes(32)).finished()
+    }
+    await Promise.all(Array.from({ length: msg.parallel }, worker))
+    const seconds = (performance.now() - t0) / 1000
+    await node.destroy()
+    return { seconds }
+  }
+  if (msg.op === 'benchMem') {
+    const bootstrap = msg.bootstrap.map(([host, port]) => ({ host, port }))
+    global.gc && global.gc()
+    const before = process.memoryUsage().rss
+    const extra = []
+    for (let i = 0; i < msg.n; i++) {
+      const node = new DHT({ bootstrap, host: '127.0.0.1' })
+      await node.fullyBootstrapped()
+      extra.push(node)
+    }
+    global.gc && global.gc()
+    const after = process.memoryUsage().rss
+    await Promise.all(extra.map((n) => n.destroy()))
+    return { rss_per_node_kib: (after - before) / 1024 / msg.n }
+  }
   if (msg.op === 'destroy') {
     await destroyAll()
     clearTimeout(killer)
