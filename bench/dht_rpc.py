@@ -1,13 +1,14 @@
 """dht-rpc on a 10-node JS network: our node against JS's, in one run, as JSON lines.
 
 The network is real JS dht-rpc (a bootstrapper and 9 persistent nodes, in one node
-process, on 127.0.0.1). Against it, alternately, a fresh ephemeral Python DHTRPCNode and a
-fresh ephemeral JS dht-rpc node:
+process, on 127.0.0.1). Against it, alternately, a fresh ephemeral Python DHTRPCNode (in
+this process) and a fresh ephemeral JS dht-rpc node (in a second node process, so both
+clients pay the same cross-process round trips):
 
 - ``bootstrap_ms``: create, bind and finish the join walk;
 - ``find_node_ms``: one FIND_NODE walk to a random target;
 - ``qps``: find-node walks per second from one node, ``--parallel`` at a time;
-- ``rss_per_node_kib``: resident memory per extra joined node (20 of them).
+- ``rss_per_node_kib``: resident memory per extra joined node (50 of them, after a GC).
 
 Usage: python bench/dht_rpc.py [--iterations 30] [--queries 300] [--parallel 10]
                                [--backend asyncio|trio]
@@ -111,8 +112,12 @@ async def main(args: argparse.Namespace) -> None:
     process = await anyio.open_process(
         [node, "--expose-gc", str(NET_JS), "--timeout-ms=1800000"], cwd=INTEROP
     )
-    async with process:
+    client_process = await anyio.open_process(
+        [node, "--expose-gc", str(NET_JS), "--timeout-ms=1800000"], cwd=INTEROP
+    )
+    async with process, client_process:
         js = Js(process)
+        js_client = Js(client_process)
         boot = await js.call(op="start", bootstrapper=True, port=free_port())
         bootstrap = [(HOST, boot["port"])]
         for _ in range(9):
@@ -130,24 +135,25 @@ async def main(args: argparse.Namespace) -> None:
             b, f = await python_join(bootstrap)
             samples["python"]["bootstrap_ms"].append(b)
             samples["python"]["find_node_ms"].append(f)
-            out = await js.call(op="benchJoin", bootstrap=[list(a) for a in bootstrap])
+            out = await js_client.call(op="benchJoin", bootstrap=[list(a) for a in bootstrap])
             samples["js"]["bootstrap_ms"].append(out["bootstrap_ms"])
             samples["js"]["find_node_ms"].append(out["find_node_ms"])
         qps_py = await python_qps(bootstrap, args.queries, args.parallel)
-        out = await js.call(
+        out = await js_client.call(
             op="benchQps",
             bootstrap=[list(a) for a in bootstrap],
             queries=args.queries,
             parallel=args.parallel,
         )
         qps_js = args.queries / out["seconds"]
-        mem_py = await python_memory(bootstrap, 20)
-        mem_js = (await js.call(op="benchMem", bootstrap=[list(a) for a in bootstrap], n=20))[
-            "rss_per_node_kib"
-        ]
-        await js.call(op="destroy")
-        await process.stdin.aclose()
-        await process.wait()
+        mem_py = await python_memory(bootstrap, 50)
+        mem_js = (
+            await js_client.call(op="benchMem", bootstrap=[list(a) for a in bootstrap], n=50)
+        )["rss_per_node_kib"]
+        for p, j in ((client_process, js_client), (process, js)):
+            await j.call(op="destroy")
+            await p.stdin.aclose()
+            await p.wait()
     tx_after = ext_tx_packets()
     for impl, values in samples.items():
         emit(

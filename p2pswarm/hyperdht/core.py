@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from types import TracebackType
@@ -41,6 +42,7 @@ from ..protocol.dht_rpc import (
     InternalCommand,
     decode_request,
     decode_response,
+    encode_ipv4,
     node_id,
     peek_tid,
 )
@@ -114,7 +116,11 @@ class NodeCore:
             raise ValueError("send and local_address go together (an external socket)")
         if (client_send is None) != (client_address is None) or (client_send and not send):
             raise ValueError("client_send and client_address go together, with send")
+        #: As given: IPv4 literals, host names, or JS's "ip@name" (the IP, the name as fallback).
         self.bootstrap_nodes = [(h, int(p)) for h, p in bootstrap]
+        self._bootstrap_addresses: list[Address] = [
+            (h, p) for h, p in self.bootstrap_nodes if _is_ipv4(h)
+        ]
         self.concurrency = concurrency
         self.max_ping_delay = max_ping_delay
         self.request_handler = request_handler
@@ -319,7 +325,32 @@ class NodeCore:
         return [n.address for n in (nodes if limit is None else nodes[:limit])]
 
     def bootstrap_peers(self) -> list[Peer]:
-        return [Peer(h, p, node_id(h, p)) for h, p in self.bootstrap_nodes]
+        """The bootstrap nodes, resolved to IPv4 addresses (see :meth:`resolve_bootstrap`)."""
+        return [Peer(h, p, node_id(h, p)) for h, p in self._bootstrap_addresses]
+
+    async def resolve_bootstrap(self) -> list[Address]:
+        """Resolve the bootstrap list to IPv4 addresses (``_resolveBootstrapNodes``): a
+        literal as is, ``"ip@name"`` as its IP (the name if the IP part is not one), a name
+        through DNS; names that do not resolve are skipped."""
+        resolved: list[Address] = []
+        for host, port in self.bootstrap_nodes:
+            if "@" in host:
+                suggested, _, fallback = host.partition("@")
+                host = suggested if _is_ipv4(suggested) else fallback
+            if not _is_ipv4(host):
+                try:
+                    infos = await anyio.getaddrinfo(
+                        host, port, family=socket.AF_INET, type=socket.SOCK_DGRAM
+                    )
+                except OSError:
+                    continue
+                if not infos:
+                    continue
+                host = str(infos[0][4][0])
+            if (host, port) not in resolved:
+                resolved.append((host, port))
+        self._bootstrap_addresses = resolved
+        return resolved
 
     def accept_node(self, address: IPv4Address) -> bool:
         return self.node_filter is None or self.node_filter(address)
@@ -598,10 +629,23 @@ class NodeCore:
         retries: int = DEFAULT_RETRIES,
         resend_after: float = DEFAULT_TIMEOUT,
         any_responder: bool = False,
+        from_client: bool | None = None,
         on_cycle: Callable[[], None] | None = None,
     ) -> Reply:
         """One request with its resends; returns the reply whatever its ``error`` field
-        (check ``reply.error``). Raises DHTTimeoutError / DHTRequestError."""
+        (check ``reply.error``). Raises DHTTimeoutError / DHTRequestError.
+
+        ``any_responder``: accept the reply from whoever sends it with our tid (a relayed
+        request, answered by a third node). ``from_client``: send from the client (True) or
+        server (False) socket instead of the usual one (client while firewalled).
+        """
+        send = None
+        if from_client is not None:
+            choice = from_client
+
+            def send(data: bytes, to: Address) -> None:
+                self._send_on(data, to, choice)
+
         reply = await self._rpc.request(
             to,
             command,
@@ -613,11 +657,20 @@ class NodeCore:
             resend_after=resend_after,
             any_responder=any_responder,
             on_cycle=on_cycle,
+            send=send,
         )
         return reply
 
     async def ping(self, to: Address, *, retries: int = DEFAULT_RETRIES) -> Reply:
         return await self.request(to, InternalCommand.PING, internal=True, retries=retries)
+
+
+def _is_ipv4(host: str) -> bool:
+    try:
+        encode_ipv4(host, 0)
+    except ValueError:
+        return False
+    return True
 
 
 def _hash6(data: bytes) -> bytes:

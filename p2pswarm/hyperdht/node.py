@@ -100,6 +100,7 @@ class DHTRPCNode(NodeCore):
     async def _bootstrap(self) -> None:
         """The join walk; while firewalled, a quick PING_NAT to the first node that answers
         decides whether the full firewall test runs now (``index.js _bootstrap``)."""
+        await self.resolve_bootstrap()
         first = self.firewalled and self._quick_firewall and not self._force_persistent
         test_nat = False
         only_firewall = not self._force_persistent
@@ -139,13 +140,20 @@ class DHTRPCNode(NodeCore):
             if self._bootstrapped_event is not None:
                 self._bootstrapped_event.set()
 
-    def _become_persistent(self, id: bytes) -> None:
-        """Take ``id`` (H of our public address) and rebuild the table around it."""
+    def _become_persistent(self, id: bytes) -> bool:
+        """Take ``id`` (H of our public address), rebuilding the table, and go persistent."""
         self.firewalled = False
         self.ephemeral = False
+        changed = self._adopt_id(id)
+        self._notify()
+        return changed
+
+    def _adopt_id(self, id: bytes) -> bool:
+        """Rebuild the routing table around ``id`` (JS does it once the firewall test
+        passes, even while the node stays ephemeral: the id is where it will live);
+        True if the id changed."""
         if id == self.table.id:
-            self._notify()
-            return
+            return False
         nodes = self.table.nodes()
         self.table = RoutingTable(id, self.table.k, self._on_full_row)
         for node in nodes:
@@ -153,7 +161,7 @@ class DHTRPCNode(NodeCore):
                 continue
             if not self.table.add(node):
                 self.recent.remove(node)
-        self._notify()
+        return True
 
     async def _update_network_state(self, only_firewall: bool = False) -> bool:
         """``index.js _updateNetworkState``: the firewall test, then maybe persistence."""
@@ -175,19 +183,24 @@ class DHTRPCNode(NodeCore):
             return False
         if sampler.host != host or sampler.port == 0 or sampler.host is None:
             return False
-        if not only_firewall:
+        if sampler is not self._nat:
             self._non_persistent_samples = []
-            self._nat = sampler
-            self._become_persistent(node_id(sampler.host, sampler.port))
-            if self.bootstrapped:
-                self.start_task(self.refresh)
+            self._nat = sampler  # the server socket's samples from now on
+        id = node_id(sampler.host, sampler.port)
+        if only_firewall:
+            changed = self._adopt_id(id)
+            self._notify()
+        else:
+            changed = self._become_persistent(id)
+        if changed and self.bootstrapped:
+            self.start_task(self.refresh)  # our place in the network moved
         return True
 
     async def _check_if_firewalled(self, sampler: NatSampler) -> bool:
         """Ask up to 5 recent nodes (bootstrap nodes if fewer) to PING_NAT us back on our
         port; firewalled unless enough answer and agree on our host and bound port."""
         nodes: list[Address] = self.to_array(FIREWALL_PROBES)
-        for address in self.bootstrap_nodes:
+        for address in self._bootstrap_addresses:
             if len(nodes) >= FIREWALL_PROBES:
                 break
             if address not in nodes:
@@ -385,10 +398,12 @@ class DHTRPCNode(NodeCore):
         commit: Commit | None = None,
         nodes: Sequence[Address] | None = None,
         concurrency: int | None = None,
+        retries: int = 5,
         on_reply: Callable[[Reply], None] | None = None,
     ) -> Query:
         """An iterative query towards ``target`` (see :mod:`.iterative`); iterate it or
-        ``await q.finished()``."""
+        ``await q.finished()``. ``nodes`` seeds it instead of the table (e.g. a previous
+        query's ``closest_nodes``); ``retries`` is per visited node (JS: 5)."""
         if self._closed:
             raise DHTError("the node is closed")
         self._refresh_ticks = REFRESH_TICKS
@@ -401,6 +416,7 @@ class DHTRPCNode(NodeCore):
             commit=commit,
             nodes=nodes,
             concurrency=concurrency,
+            retries=retries,
             on_reply=on_reply,
         )
 

@@ -304,6 +304,7 @@ class Transactions:
         any_responder: bool = False,
         force: bool = False,
         on_cycle: Callable[[], None] | None = None,
+        send: Send | None = None,
     ) -> Reply:
         """Send a request and wait for its reply (whatever its ``error``).
 
@@ -339,7 +340,7 @@ class Transactions:
                     self.stats["retries"] += 1
                 self.congestion.send()
                 pending.sent_at = time.monotonic()
-                self.send(data, to)
+                (send or self.send)(data, to)
                 with anyio.move_on_after(resend_after):
                     await pending.event.wait()
                 if pending.reply is not None:

@@ -22,8 +22,10 @@ buffer), distinct from an absent one (``None``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -89,13 +91,29 @@ class ErrorCode(IntEnum):
     INVALID_TOKEN = 2
 
 
+@functools.lru_cache(maxsize=8192)
+def _host_bytes(host: str) -> bytes:
+    parts = host.split(".")
+    if len(parts) == 4 and all(p.isdigit() and p.isascii() and len(p) <= 3 for p in parts):
+        octets = [int(p) for p in parts]
+        if max(octets) <= 255 and all(p == "0" or p[0] != "0" for p in parts):
+            return bytes(octets)
+    return ipaddress.IPv4Address(host).packed  # raises ValueError on anything else
+
+
 def encode_ipv4(host: str, port: int) -> bytes:
-    """compact-encoding-net's 6-byte ``ipv4Address``."""
-    return Writer().ipv4_address((host, port)).getvalue()
+    """compact-encoding-net's 6-byte ``ipv4Address`` (4 address bytes, port u16 LE)."""
+    if not 0 <= port <= 0xFFFF:
+        raise ValueError(f"port {port} is out of range")
+    return _host_bytes(host) + port.to_bytes(2, "little")
 
 
+@functools.lru_cache(maxsize=8192)
 def node_id(host: str, port: int) -> bytes:
-    """A node's id: BLAKE2b-256 of its compact (host, port) (``lib/peer.js id``)."""
+    """A node's id: BLAKE2b-256 of its compact (host, port) (``lib/peer.js id``).
+
+    Cached: every reply's closer nodes are hashed, mostly the same few hundred addresses.
+    """
     return hashlib.blake2b(encode_ipv4(host, port), digest_size=32).digest()
 
 
@@ -123,7 +141,7 @@ class Request:
             | (_REQ_TARGET if self.target is not None else 0)
             | (_REQ_VALUE if self.value is not None else 0)
         )
-        w = Writer().uint8(REQUEST_ID).uint(flags).uint16(self.tid).ipv4_address(self.to)
+        w = Writer().uint8(REQUEST_ID).uint(flags).uint16(self.tid).raw(encode_ipv4(*self.to))
         if self.id is not None:
             w.raw(self.id)
         if self.token is not None:
@@ -158,13 +176,15 @@ class Response:
             | (_RES_ERROR if self.error > 0 else 0)
             | (_RES_VALUE if self.value is not None else 0)
         )
-        w = Writer().uint8(RESPONSE_ID).uint(flags).uint16(self.tid).ipv4_address(self.to)
+        w = Writer().uint8(RESPONSE_ID).uint(flags).uint16(self.tid).raw(encode_ipv4(*self.to))
         if self.id is not None:
             w.raw(self.id)
         if self.token is not None:
             w.raw(self.token)
         if self.closer_nodes:
-            w.ipv4_addresses(self.closer_nodes)
+            w.uint(len(self.closer_nodes))
+            for host, port in self.closer_nodes:
+                w.raw(encode_ipv4(host, port))
         if self.error > 0:
             w.uint(self.error)
         if self.value is not None:

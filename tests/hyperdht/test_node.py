@@ -13,7 +13,14 @@ from p2pswarm.hyperdht import DHTRPCNode
 from p2pswarm.hyperdht.iterative import Query, auto_commit
 from p2pswarm.hyperdht.rpc import IncomingRequest, Reply
 from p2pswarm.protocol.compact import IPv4Address
-from p2pswarm.protocol.dht_rpc import ErrorCode, InternalCommand, Request, Response, node_id
+from p2pswarm.protocol.dht_rpc import (
+    ErrorCode,
+    InternalCommand,
+    Request,
+    Response,
+    encode_ipv4,
+    node_id,
+)
 
 from .helpers import python_network, raw_peer
 
@@ -192,3 +199,65 @@ async def test_a_query_can_be_cancelled() -> None:
         q.cancel()
         with anyio.fail_after(5), pytest.raises(DHTError, match="cancelled"):
             await q.finished()
+
+
+async def test_a_node_that_times_out_after_a_referral_is_hinted_down() -> None:
+    """R names D as closer; D never answers; R then gets a DOWN_HINT carrying D's address."""
+    async with DHTRPCNode(host="127.0.0.1") as node, raw_peer() as referrer:
+        async with raw_peer() as gone:
+            dead = gone.address  # closed below: nothing answers there
+        target = os.urandom(32)
+        q = node.query(
+            target, InternalCommand.FIND_NODE, internal=True, nodes=[referrer.address], retries=0
+        )
+        q.start()
+        message, _ = await referrer.receive()
+        assert isinstance(message, Request) and message.command == InternalCommand.FIND_NODE
+        closer = (IPv4Address(*dead),)
+        own = node_id(*referrer.address)
+        reply = Response(message.tid, IPv4Address(*node.address), id=own, closer_nodes=closer)
+        await referrer.send(reply.encode(), node.address)
+        hint, _ = await referrer.receive()
+        assert isinstance(hint, Request)
+        assert hint.internal and hint.command == InternalCommand.DOWN_HINT
+        assert hint.value == encode_ipv4(*dead)
+        await referrer.send(Response(hint.tid, IPv4Address(*node.address)).encode(), node.address)
+        await q.finished()
+        assert [r.from_.address for r in q.closest_replies] == [referrer.address]
+
+
+async def test_an_adaptive_node_turns_persistent_once_stable() -> None:
+    async with (
+        python_network(2) as (boot, _),
+        DHTRPCNode(bootstrap=[boot.address], host="127.0.0.1") as node,
+    ):
+        await node.fully_bootstrapped()
+        assert node.adaptive and node.ephemeral
+        for _ in range(240):  # ~20 minutes of 5-second ticks
+            node._on_tick()
+        await node.wait_until(lambda: not node.ephemeral)
+        assert node.id == node_id(*node.address)
+        await boot.wait_until(lambda: node.address in boot.to_array())
+
+
+async def test_requests_can_leave_from_either_socket() -> None:
+    async with python_network(0) as (boot, _), DHTRPCNode(host="127.0.0.1") as node:
+        assert node.client_address is not None and node.client_address != node.address
+        via_client = await node.ping(boot.address)
+        assert via_client.to == node.client_address  # firewalled: the client socket
+        via_server = await node.request(
+            boot.address, InternalCommand.PING, internal=True, from_client=False
+        )
+        assert via_server.to == node.address
+
+
+async def test_bootstrap_names_resolve_as_js_does() -> None:
+    async with python_network(0) as (boot, _):
+        port = boot.address[1]
+        listed = [("localhost", port), ("127.0.0.1@bootstrap.invalid", port), ("no.invalid", 1)]
+        async with DHTRPCNode(bootstrap=listed, host="127.0.0.1") as node:
+            await node.fully_bootstrapped()
+            # The IP of "ip@name" is used as is, names go through the resolver; one entry
+            # per address.
+            assert [p.address for p in node.bootstrap_peers()] == [("127.0.0.1", port)]
+            assert boot.address in node.to_array()
