@@ -15,6 +15,8 @@ from __future__ import annotations
 __all__ = (
     "INITIAL_CWND",
     "INITIAL_PACING_RATE",
+    "INITIAL_RTO",
+    "MAX_BACKOFF_INTERVAL",
     "MAX_RTO",
     "MIN_RTO",
     "NewReno",
@@ -22,8 +24,13 @@ __all__ = (
     "RttEstimator",
 )
 
-#: libudx: RTO 1 s initially and at least, 30 s at most; samples over 5 s are outliers.
-MIN_RTO = 1.0
+#: libudx floors its RTO at 1 s; a sender-local choice, so this side takes Linux TCP's 200 ms:
+#: a lost retransmission at the tail of a burst then costs a fifth of a second, not one.
+#: The first RTO, before any sample, stays libudx's (and RFC 6298's) 1 s.
+MIN_RTO = 0.2
+INITIAL_RTO = 1.0
+#: Consecutive timeouts double the timer, up to this (then six of them are ~9 s at 200 ms).
+MAX_BACKOFF_INTERVAL = 2.0
 MAX_RTO = 30.0
 _OUTLIER = 5.0
 #: libudx's initial window, in packets.
@@ -37,14 +44,14 @@ _MIN_BURST_PACKETS = 16
 
 
 class RttEstimator:
-    """RFC 6298, with libudx's constants and outlier clamp (``ack_packet``, ``clamp_rtt``)."""
+    """RFC 6298 with libudx's outlier clamp (``ack_packet``, ``clamp_rtt``)."""
 
     __slots__ = ("min_rtt", "rto", "rttvar", "srtt")
 
     def __init__(self) -> None:
         self.srtt = 0.0
         self.rttvar = 0.0
-        self.rto = MIN_RTO
+        self.rto = INITIAL_RTO
         self.min_rtt = float("inf")
 
     @property

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from p2pswarm.errors import UDXError, UDXResetError, UDXTimeoutError
 
-from .congestion import NewReno, Pacer, RttEstimator
+from .congestion import MAX_BACKOFF_INTERVAL, NewReno, Pacer, RttEstimator
 from .packet import (
     DATA,
     DESTROY,
@@ -104,6 +104,7 @@ class UDXStreamMachine:
         rwnd_max: int = DEFAULT_RWND_MAX,
         keepalive: float | None = None,
         seq: int = 0,
+        max_timeouts: int = MAX_RTO_TIMEOUTS,
     ) -> None:
         if not 0 <= local_id <= _MASK:
             raise ValueError(f"a stream id is a u32, got {local_id}")
@@ -114,6 +115,8 @@ class UDXStreamMachine:
         self.closed = False
         self.error: UDXError | None = None
         self.keepalive = keepalive
+        #: Timeouts of one packet that end the stream (libudx: 6).
+        self.max_timeouts = max_timeouts
         self.messages: deque[bytes] = deque()
         self.stats = _Stats()
         #: Counts completed remote changes (``change_remote`` acted on).
@@ -161,6 +164,7 @@ class UDXStreamMachine:
         self._remote_changing_at: int | None = None
 
         self._rto_at: float | None = None
+        self._rto_backoff = 0
         self._reo_at: float | None = None
         self._tlp_at: float | None = None
         self._zwp_at: float | None = None
@@ -195,6 +199,11 @@ class UDXStreamMachine:
     @property
     def readable(self) -> int:
         return self.recv.readable
+
+    @property
+    def ack_pending(self) -> bool:
+        """An ack (or window update) waits for the next :meth:`poll_transmit`."""
+        return self._ack_needed
 
     @property
     def remote_changing(self) -> bool:
@@ -318,6 +327,8 @@ class UDXStreamMachine:
         had_inflight = self.seq != self.remote_acked
         delivered = 0
         advanced = seq_diff(ack, self.remote_acked) > 0
+        if advanced:
+            self._rto_backoff = 0
         while seq_diff(ack, self.remote_acked) > 0:
             seq = self.remote_acked
             self.remote_acked = (seq + 1) & _MASK
@@ -532,15 +543,18 @@ class UDXStreamMachine:
         self.stats.rto_count += 1
         self._tlp_in_flight = False
         self._tlp_at = self._reo_at = None
-        self._rto_at = now + 2 * self.rtt.rto
+        self._rto_backoff += 1
+        interval = max(self.rtt.rto, min(self.rtt.rto * 2**self._rto_backoff, MAX_BACKOFF_INTERVAL))
+        self._rto_at = now + interval
         reo = self._reo_wnd()
         for seq, pkt in list(self._out.items()):
             remaining = pkt.time_sent + self._rack_rtt + reo - now
             if pkt.lost and seq != self.remote_acked:
                 continue
             if seq == self.remote_acked or remaining < 0:
-                if pkt.rto_timeouts >= MAX_RTO_TIMEOUTS:
-                    self._close(UDXTimeoutError("a packet went unacknowledged through 6 timeouts"))
+                if pkt.rto_timeouts >= self.max_timeouts:
+                    reason = f"a packet went unacknowledged through {self.max_timeouts} timeouts"
+                    self._close(UDXTimeoutError(reason))
                     return
                 pkt.rto_timeouts += 1
                 if not pkt.lost:
