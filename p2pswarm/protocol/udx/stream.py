@@ -553,6 +553,12 @@ class UDXStreamMachine:
                 continue
             if seq == self.remote_acked or remaining < 0:
                 if pkt.rto_timeouts >= self.max_timeouts:
+                    if self.recv.eof and not self._unacked and not self._queued:
+                        # Only our (empty) END is unanswered and the remote had ended: it
+                        # closed after acking our END and the ack was lost. Nothing is lost.
+                        self.ended = True
+                        self._close(None)
+                        return
                     reason = f"a packet went unacknowledged through {self.max_timeouts} timeouts"
                     self._close(UDXTimeoutError(reason))
                     return
@@ -646,10 +652,14 @@ class UDXStreamMachine:
             and pacer.may_send()
         ):
             capacity = self.max_payload
-            payload = self._take(capacity) if self._queued else b""
-            type_ = DATA if payload else 0
-            if not self._queued and self._end_wanted:
-                type_ |= END
+            if self._queued:
+                payload = self._take(capacity)
+                type_ = DATA
+            else:
+                # END always travels alone, so that an unanswered END carries no data
+                # (see _on_rto).
+                payload = b""
+                type_ = END
                 self._end_seq = self.seq
             pkt = _Sent(self.seq, type_, payload)
             if (

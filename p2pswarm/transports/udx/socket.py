@@ -30,6 +30,7 @@ from anyio.abc import TaskGroup
 
 from p2pswarm.errors import UDXError, UDXPacketError
 from p2pswarm.protocol.udx import decode_packet, is_udx, peek_stream_id
+from p2pswarm.protocol.udx.packet import DATA, END, encode_header
 
 from .faults import Faults
 from .stream import UDXStream
@@ -46,6 +47,10 @@ _RECEIVE_BATCH = 512
 _MAX_DATAGRAM = 65_535
 _BUFFER_SIZE = 4 * 1024 * 1024
 _BACKLOG_LIMIT = 8192
+#: How long a cleanly closed stream still answers its peer's retransmitted END (the
+#: peer's timer covers six RTOs; this covers the usual few), and how many such ids are kept.
+_TOMBSTONE_TIME = 10.0
+_TOMBSTONE_LIMIT = 4096
 
 
 class UDXSocket:
@@ -70,6 +75,8 @@ class UDXSocket:
         self._backlog: deque[tuple[bytes, Address]] = deque()
         self._writer_wake = anyio.Event()
         self._dirty: set[UDXStream] = set()
+        #: Closed streams' final acks: id -> (ack datagram, address, expiry).
+        self._tombstones: dict[int, tuple[bytes, Address, float]] = {}
         host, port = raw.getsockname()[:2]
         self.local_address: Address = (str(host), int(port))
         #: Datagrams dropped: malformed UDX, no handler, a full send backlog.
@@ -105,10 +112,11 @@ class UDXSocket:
             raise UDXError("the UDX socket is closed")
         if local_id is None:
             local_id = secrets.randbits(32)
-            while local_id in self._streams:
+            while local_id in self._streams or local_id in self._tombstones:
                 local_id = secrets.randbits(32)
         elif local_id in self._streams:
             raise UDXError(f"stream id {local_id} is already in use on this socket")
+        self._tombstones.pop(local_id, None)
         stream = UDXStream(self, local_id, keepalive=keepalive, firewall=firewall, linger=linger)
         self._streams[local_id] = stream
         return stream
@@ -123,8 +131,20 @@ class UDXSocket:
         return anyio.current_time()
 
     def _unregister(self, stream: UDXStream) -> None:
-        if self._streams.get(stream.id) is stream:
-            del self._streams[stream.id]
+        if self._streams.get(stream.id) is not stream:
+            return
+        del self._streams[stream.id]
+        machine = stream._machine
+        address = stream.remote_address
+        if machine.closed and machine.error is None and machine.eof and address is not None:
+            # TIME-WAIT, as TCP: if our last ack of the peer's END was lost, the peer resends
+            # its END; answer with the same ack instead of letting it time out.
+            if len(self._tombstones) >= _TOMBSTONE_LIMIT:
+                del self._tombstones[next(iter(self._tombstones))]
+            final = encode_header(
+                0, machine.remote_id, machine.recv.rwnd(), machine.seq, machine.recv.ack
+            )
+            self._tombstones[stream.id] = (final, address, self._now() + _TOMBSTONE_TIME)
 
     def _register(self, stream: UDXStream) -> None:
         other = self._streams.get(stream.id)
@@ -207,6 +227,8 @@ class UDXSocket:
                 if stream._on_packet(packet, address, now):
                     self._dirty.add(stream)
                 return
+            if self._tombstones and self._answer_tombstone(data, now):
+                return
         handler = self.on_message
         if handler is None:
             self.dropped += 1
@@ -216,6 +238,19 @@ class UDXSocket:
         except Exception:
             self.dropped += 1
             logger.debug("the message handler failed on a datagram from %s", address, exc_info=True)
+
+    def _answer_tombstone(self, data: bytes, now: float) -> bool:
+        stream_id = peek_stream_id(data)
+        entry = self._tombstones.get(stream_id)
+        if entry is None:
+            return False
+        final, address, expiry = entry
+        if now > expiry:
+            del self._tombstones[stream_id]
+            return False
+        if data[2] & (DATA | END):
+            self._send(final, address)
+        return True
 
     async def _timer_loop(self) -> None:
         while not self._closed:

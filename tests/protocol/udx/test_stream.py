@@ -56,13 +56,14 @@ def test_packets_count_not_bytes() -> None:
     assert all(p.type == DATA and p.stream_id == 2 for p in packets)
 
 
-def test_end_after_data_rides_the_last_packet_and_empty_end_takes_a_seq() -> None:
+def test_end_travels_alone_and_takes_a_seq() -> None:
     a = UDXStreamMachine(1, now=0.0)
     a.connect(9, 0.0)
     a.write(b"abc")
     a.end()
-    (only,) = [decode_packet(d) for d in a.poll_transmit(0.0)]
-    assert only.type == DATA | END and only.payload == b"abc"
+    data, end = [decode_packet(d) for d in a.poll_transmit(0.0)]
+    assert (data.type, data.payload, data.seq) == (DATA, b"abc", 0)
+    assert (end.type, end.payload, end.seq) == (END, b"", 1)
     b = UDXStreamMachine(1, now=0.0)
     b.connect(9, 0.0)
     b.end()
@@ -264,3 +265,25 @@ def test_change_remote_waits_for_in_flight_packets() -> None:
     pair.run_until(lambda: not pair.a.remote_changing)
     assert pair.a.remote_changes == 1
     assert pair.a.change_remote(7) is True
+
+
+def test_an_unanswered_end_after_the_remote_ended_is_a_clean_close() -> None:
+    pair = make_pair()
+    pair.b.end()
+    pair.a.write(b"data")
+    pair.run_until(lambda: pair.a.eof and len(pair.received["b"]) == 4)
+    pair.a.end()
+    pair.link.filter = lambda to, d: to == "b" and False  # b is gone
+    pair.run_until(lambda: pair.a.closed)
+    assert pair.a.error is None
+
+
+def test_data_with_a_data_packet_unanswered_is_still_a_timeout() -> None:
+    pair = make_pair()
+    pair.b.end()
+    pair.run_until(lambda: pair.a.eof)
+    pair.link.filter = lambda to, d: to == "b" and False
+    pair.a.write(b"lost")
+    pair.a.end()
+    pair.run_until(lambda: pair.a.closed)
+    assert isinstance(pair.a.error, UDXTimeoutError)
