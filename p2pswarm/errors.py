@@ -12,6 +12,7 @@ Bad arguments at the API are not in this tree: they raise :class:`TypeError` or
 from __future__ import annotations
 
 __all__ = (
+    "CompactDecodeError",
     "DHTError",
     "DHTTimeoutError",
     "DialError",
@@ -69,6 +70,13 @@ class RemoteProtocolError(ProtocolError):
     For example a frame longer than the configured maximum, a wrong stream id in the
     header frame, or a data frame that fails authentication. The connection is closed;
     everything delivered before the fault stays delivered.
+    """
+
+
+class CompactDecodeError(RemoteProtocolError):
+    """Bytes from the network do not decode as compact-encoding (the layout of every
+    Hyperswarm wire message): truncated, a non-canonical or out-of-range integer, an array or
+    buffer above its bound, invalid UTF-8, or trailing bytes. The message is dropped.
     """
 
 

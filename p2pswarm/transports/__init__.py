@@ -1,5 +1,18 @@
-"""Transports that carry p2pswarm connections. :mod:`.udx` is UDX over UDP (libudx's
-wire); the TCP transport is :mod:`p2pswarm.transport` for now."""
+"""Transports: how bytes travel between two peers, each behind the same two interfaces.
+
+* :mod:`.base`: the :class:`~.base.Dialer` and :class:`~.base.Transport` interfaces the
+  swarm depends on.
+* :mod:`._handshake`: the secret-stream handshake pump over any connected byte stream,
+  shared by every transport.
+* :mod:`.tcp` (with the lean asyncio stream, :mod:`._asyncio_stream`): TCP, and the direct
+  ``connect_tcp`` / ``create_tcp_listener`` API.
+
+* :mod:`.udx`: UDX, libudx's reliable streams over UDP (the Hyperswarm network's transport),
+  and a :class:`~.udx.dialer.UDXDialer`.
+
+A new transport is a module or package beside ``tcp``. Nothing here imports the
+swarm or a discovery network. The public names are re-exported by :mod:`p2pswarm`.
+"""
 
 from __future__ import annotations
 

@@ -33,13 +33,12 @@ from p2pswarm.protocol.udx import decode_packet, is_udx, peek_stream_id
 from p2pswarm.protocol.udx.packet import DATA, END, encode_header
 
 from .faults import Faults
-from .stream import UDXStream
+from .stream import Address, UDXStream
 
 __all__ = ("Address", "MessageHandler", "UDXSocket", "open_udx_socket")
 
 logger = logging.getLogger(__name__)
 
-Address = tuple[str, int]
 #: Gets every datagram that is not for a live UDX stream, with its source.
 MessageHandler = Callable[[bytes, Address], None]
 

@@ -25,19 +25,39 @@ from __future__ import annotations
 import ipaddress
 import socket as _socket
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import anyio
 import anyio.lowlevel
-from anyio.abc import ByteStream, SocketAttribute
+from anyio.abc import ByteStream, SocketAttribute, TaskGroup
 
 from p2pswarm.errors import UDXError
 from p2pswarm.protocol.udx import Packet, UDXStreamMachine
 
-if TYPE_CHECKING:
-    from .socket import Address, UDXSocket
+__all__ = ("Address", "StreamHost", "UDXStream")
 
-__all__ = ("UDXStream",)
+Address = tuple[str, int]
+
+
+class StreamHost(Protocol):
+    """What a stream needs of its socket (:class:`~.socket.UDXSocket` is the one)."""
+
+    _tg: TaskGroup
+
+    @property
+    def closed(self) -> bool: ...
+
+    @property
+    def local_address(self) -> Address: ...
+
+    def _send(self, data: bytes, address: Address) -> None: ...
+
+    def _register(self, stream: UDXStream) -> None: ...
+
+    def _unregister(self, stream: UDXStream) -> None: ...
+
+    def _schedule(self, deadline: float | None) -> None: ...
+
 
 _FAIR_EVERY = 16
 
@@ -57,7 +77,7 @@ class UDXStream(ByteStream):
 
     def __init__(
         self,
-        socket: UDXSocket,
+        socket: StreamHost,
         local_id: int,
         *,
         keepalive: float | None,
@@ -80,7 +100,7 @@ class UDXStream(ByteStream):
     # -- udx-native shaped API ------------------------------------------------------------
 
     @property
-    def socket(self) -> UDXSocket:
+    def socket(self) -> StreamHost:
         return self._socket
 
     @property
@@ -112,7 +132,7 @@ class UDXStream(ByteStream):
         self._flush(now)
 
     def change_remote(
-        self, remote_id: int, host: str, port: int, *, socket: UDXSocket | None = None
+        self, remote_id: int, host: str, port: int, *, socket: StreamHost | None = None
     ) -> bool:
         """Move the live stream to another remote id and address, optionally on another
         socket (relay to direct path). True when the change took effect at once; otherwise
