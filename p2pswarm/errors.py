@@ -37,6 +37,10 @@ __all__ = (
     "SeqReusedError",
     "SeqTooLowError",
     "SwarmClosedError",
+    "UDXError",
+    "UDXPacketError",
+    "UDXResetError",
+    "UDXTimeoutError",
 )
 
 
@@ -194,3 +198,26 @@ class SeqReusedError(MutablePutError):
 class SeqTooLowError(MutablePutError):
     """The nodes already hold a value with a higher ``seq`` (HyperDHT error 17,
     SEQ_TOO_LOW)."""
+
+
+class UDXError(P2PSwarmError):
+    """Base of the UDX transport's errors (reliable streams over UDP, libudx's wire)."""
+
+
+class UDXPacketError(UDXError):
+    """A datagram is not a well-formed UDX packet: truncated, a wrong magic byte or version,
+    unknown type bits, a data offset past the end, a ragged or oversized SACK list.
+
+    The socket drops such a datagram (or hands a non-UDX one to its message handler); only
+    callers of the codec see this.
+    """
+
+
+class UDXResetError(UDXError):
+    """The remote end destroyed the stream (a DESTROY packet): it will send nothing more and
+    read nothing more. Like a TCP reset, data still unacknowledged is lost."""
+
+
+class UDXTimeoutError(UDXError):
+    """One packet went unacknowledged through six retransmission timeouts (libudx's bound):
+    the peer or the path is taken as dead and the stream is closed."""
