@@ -19,6 +19,8 @@ __all__ = (
     "CodecError",
     "CompactDecodeError",
     "DHTError",
+    "DHTRPCDecodeError",
+    "DHTRequestError",
     "DHTTimeoutError",
     "DialError",
     "DialRefusedError",
@@ -31,6 +33,7 @@ __all__ = (
     "KeyFileError",
     "LocalProtocolError",
     "MessageDecodeError",
+    "MutablePutError",
     "NoPeersError",
     "P2PSwarmError",
     "PeerBannedError",
@@ -41,7 +44,13 @@ __all__ = (
     "RemoteError",
     "RemoteProtocolError",
     "RequestTimeoutError",
+    "SeqReusedError",
+    "SeqTooLowError",
     "SwarmClosedError",
+    "UDXError",
+    "UDXPacketError",
+    "UDXResetError",
+    "UDXTimeoutError",
 )
 
 
@@ -219,3 +228,60 @@ class MessageDecodeError(DHTError):
 
 class InvalidRecordError(DHTError):
     """An announce record is malformed, expired, or its signature does not verify."""
+
+
+class DHTRPCDecodeError(MessageDecodeError):
+    """A datagram does not decode as a dht-rpc request or response (the HyperDHT wire):
+    wrong type byte, truncated, a bad varint, unknown flags, trailing bytes or over its
+    bounds. The datagram is dropped; the sender gets no reply.
+    """
+
+
+class DHTRequestError(DHTError):
+    """A dht-rpc request could not be sent or completed: the node is closed, or the
+    request was cancelled with it. (No reply in time is :class:`DHTTimeoutError`.)
+    """
+
+
+class MutablePutError(DHTError):
+    """No node stored a mutable value: every storing node that answered refused it.
+
+    The subclass says why; ``refusals`` counts the nodes that said so.
+    """
+
+    def __init__(self, msg: str, refusals: int = 0) -> None:
+        super().__init__(msg)
+        self.refusals = refusals
+
+
+class SeqReusedError(MutablePutError):
+    """The nodes already hold a different value under the same ``seq`` (HyperDHT error 16,
+    SEQ_REUSED): a new value needs a higher ``seq``."""
+
+
+class SeqTooLowError(MutablePutError):
+    """The nodes already hold a value with a higher ``seq`` (HyperDHT error 17,
+    SEQ_TOO_LOW)."""
+
+
+class UDXError(P2PSwarmError):
+    """Base of the UDX transport's errors (reliable streams over UDP, libudx's wire)."""
+
+
+class UDXPacketError(UDXError):
+    """A datagram is not a well-formed UDX packet: truncated, a wrong magic byte or version,
+    unknown type bits, a data offset past the end, a ragged or oversized SACK list.
+
+    The socket drops such a datagram (or hands a non-UDX one to its message handler); only
+    callers of the codec see this.
+    """
+
+
+class UDXResetError(UDXError):
+    """The remote end destroyed the stream (a DESTROY packet): it will send nothing more and
+    read nothing more. Like a TCP reset, data still unacknowledged is lost."""
+
+
+class UDXTimeoutError(UDXError):
+    """One packet went unacknowledged through six retransmission timeouts (libudx's bound):
+    the peer or the path is taken as dead and the stream is closed."""

@@ -43,6 +43,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     # Discovery networks: the interface, then each network, then the choice among them.
     BACKEND_INTERFACE: BASE,
     "p2pswarm.dht": NETWORK,
+    # The HyperDHT-compatible network: dht-rpc nodes on the sans-IO codecs, then HyperDHT.
+    "p2pswarm.hyperdht": NETWORK | {"p2pswarm.protocol"},
     "p2pswarm.networks": NETWORK | {"p2pswarm.dht"},
     # The swarm sees transports and networks only through the packages' interfaces.
     "p2pswarm.swarm": BASE
