@@ -7,7 +7,10 @@
 * :mod:`.tcp` (with the lean asyncio stream, :mod:`._asyncio_stream`): TCP, and the direct
   ``connect_tcp`` / ``create_tcp_listener`` API.
 
-A new transport (UDX next) is a module or package beside ``tcp``. Nothing here imports the
+* :mod:`.udx`: UDX, libudx's reliable streams over UDP (the Hyperswarm network's transport),
+  and a :class:`~.udx.dialer.UDXDialer`.
+
+A new transport is a module or package beside ``tcp``. Nothing here imports the
 swarm or a discovery network. The public names are re-exported by :mod:`p2pswarm`.
 """
 

@@ -37,7 +37,7 @@ def imports_of(path: Path) -> tuple[set[str], set[Path]]:
 
 
 def test_protocol_imports_no_io() -> None:
-    pending = sorted((PACKAGE / "protocol").glob("*.py"))
+    pending = sorted((PACKAGE / "protocol").rglob("*.py"))
     assert len(pending) >= 4
     seen: set[Path] = set()
     while pending:

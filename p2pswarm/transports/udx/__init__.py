@@ -1,0 +1,14 @@
+"""UDX streams over a real UDP socket: the I/O edge of :mod:`p2pswarm.protocol.udx`.
+
+:func:`open_udx_socket` binds a socket; :meth:`UDXSocket.create_stream` makes a stream,
+:meth:`UDXStream.connect` points it at a remote stream. :mod:`.dialer` runs the encrypted
+:class:`~p2pswarm.connection.Connection` over it.
+"""
+
+from __future__ import annotations
+
+from .faults import Faults
+from .socket import Address, MessageHandler, UDXSocket, open_udx_socket
+from .stream import UDXStream
+
+__all__ = ("Address", "Faults", "MessageHandler", "UDXSocket", "UDXStream", "open_udx_socket")
