@@ -358,16 +358,20 @@ class Connection(ByteStream):
                     offset = self._pending_offset
                     if offset:
                         self._pending_offset = 0
-                        return chunk[offset:]
+                        chunk = chunk[offset:]
+                    self._pending_size -= len(chunk)
                     return chunk
                 if self._error is not None:
                     error, self._error = self._error, None
                     raise error
-                if self._ended and not self._closed:
+                if self._ended and not self._aclosed:
                     raise anyio.EndOfStream
                 if self._closed:
                     self._raise_closed()
-                await self._receive_more()
+                if self._reader == _WATCHDOG:
+                    await self._wait_for_watchdog()
+                else:
+                    await self._receive_more()
 
     def _take_pending(self, max_bytes: int) -> bytes:
         pending = self._pending

@@ -202,3 +202,27 @@ async def test_a_hang_up_after_reading_stopped_is_noticed_at_once() -> None:
         await initiator.aclose()
         with anyio.fail_after(BOUND):
             await responder.wait_closed()
+
+
+@STREAMS
+async def test_whole_messages_take_over_from_the_watchdog(anyio_streams: bool) -> None:
+    """receive_message() (what protomux reads with) waits for the watchdog's read as
+    receive() does, and the read-ahead bound counts what it takes."""
+    async with (
+        connected_pair(server={"keepalive": 0.01}, anyio_streams=anyio_streams) as (
+            initiator,
+            responder,
+        ),
+        anyio.create_task_group() as group,
+    ):
+        group.start_soon(responder.run_keepalive)
+        for round_ in range(10):
+            message = b"whole message %d" % round_
+            async with anyio.create_task_group() as inner:
+                inner.start_soon(initiator.send_message, message)
+                with anyio.fail_after(BOUND):
+                    assert await responder.receive_message() == message
+        assert responder._pending_size == 0
+        await initiator.aclose()
+        with anyio.fail_after(BOUND):
+            await responder.wait_closed()
