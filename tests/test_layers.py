@@ -43,11 +43,17 @@ ALLOWED: dict[str, frozenset[str]] = {
     # Discovery networks: the interface, then each network, then the choice among them.
     BACKEND_INTERFACE: BASE,
     "p2pswarm.dht": NETWORK,
+    # The HyperDHT-compatible network: dht-rpc nodes on the sans-IO codecs, then HyperDHT.
+    "p2pswarm.hyperdht": NETWORK | {"p2pswarm.protocol"},
     "p2pswarm.networks": NETWORK | {"p2pswarm.dht"},
     # The swarm sees transports and networks only through the packages' interfaces.
     "p2pswarm.swarm": BASE
     | {"p2pswarm.connection", "p2pswarm.transports", "p2pswarm.networks", BACKEND_INTERFACE},
     "p2pswarm.testing": BASE | {"p2pswarm.dht", "p2pswarm.swarm"},
+    # Channels over a connection (protomux); SwarmMux shares one per swarm connection.
+    "p2pswarm.mux": BASE | {"p2pswarm.protocol", "p2pswarm.connection", "p2pswarm.swarm"},
+    # Requests and messages on mux channels, across a swarm's peers.
+    "p2pswarm.rpc": BASE | {"p2pswarm.protocol", "p2pswarm.mux", "p2pswarm.swarm"},
     # The command line, on top of everything.
     "p2pswarm.commands": BASE
     | {

@@ -92,7 +92,9 @@ async def test_bytes_both_ways(py_bytes: int, js_bytes: int) -> None:
     if py_bytes > MIB:
         assert stream.machine.mtu > 1200  # our padded probes were acked by libudx
     if js_bytes > MIB:
-        assert report["mtu"] == 1500  # libudx's padded probes were read through data_offset
+        # libudx climbs in 32-byte steps as the transfer goes; how far it gets before the end
+        # depends on timing, so only "it moved" is asserted: its padded probes were read.
+        assert report["mtu"] > 1200
 
 
 @pytest.mark.parametrize("order", ["js-first", "py-first"])
