@@ -195,7 +195,7 @@ async def test_change_remote_moves_a_live_stream_to_another_socket() -> None:
         a, b = sa.create_stream(), sb.create_stream()
         a.connect(b.id, *sb.local_address)
         b.connect(a.id, *sa.local_address)
-        halfway = anyio.Event()
+        halfway, moved = anyio.Event(), anyio.Event()
         results: dict[str, bytes] = {}
 
         async def reader(name: str, stream: UDXStream) -> None:
@@ -211,6 +211,8 @@ async def test_change_remote_moves_a_live_stream_to_another_socket() -> None:
 
         async def writer(stream: UDXStream, data: bytes) -> None:
             for i in range(0, len(data), 65536):
+                if i == len(data) // 2:
+                    await moved.wait()  # the second half only once the path has moved
                 await stream.send(data[i : i + 65536])
             await stream.send_eof()
 
@@ -224,5 +226,6 @@ async def test_change_remote_moves_a_live_stream_to_another_socket() -> None:
                 # b moves to a new socket (a punched path, say); both sides learn it
                 b.change_remote(a.id, *sa.local_address, socket=sc)
                 a.change_remote(b.id, *sc.local_address)
+                moved.set()
         assert results["b"] == ab and results["a"] == ba
         assert sb.streams == () and b.socket is sc
