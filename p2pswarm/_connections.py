@@ -79,6 +79,8 @@ async def dial(
     finally:
         swarm._dial_scopes.pop(slot, None)
     now = anyio.current_time()
+    if conn is None:
+        swarm._dial_failed(peer)
     if swarm._pool.dial_ended(slot, peer, ok=conn is not None, now=now, refused=refused):
         assert conn is not None
         open_connection(swarm, slot, conn, peer)
@@ -183,6 +185,7 @@ def open_connection(swarm: Swarm, slot: Slot[Connection], conn: Connection, peer
     """Hand a connection that passed dedup to the application (no await before this)."""
     assert swarm._tg is not None
     swarm._pool.opened(slot, conn, peer, anyio.current_time())
+    swarm._connection_opened(conn, peer)
     swarm.connections.add(conn)
     swarm._tg.start_soon(watch, swarm, slot, conn, peer)
     if swarm._on_connection:

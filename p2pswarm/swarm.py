@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from functools import partial
 from typing import Any
@@ -58,6 +59,8 @@ from .local_network import LocalDiscovery
 from .network_config import bootstrap_from_env
 from .peer_info import PeerInfo
 from .peer_record import PeerRecord
+from .peerbook.attach import BookKeeper, run_peer_book
+from .peerbook.book import PeerBook
 from .transport import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     MAX_PENDING_HANDSHAKES,
@@ -94,7 +97,10 @@ class Swarm:
     ``0.0.0.0``: see :func:`~p2pswarm._backend.default_host`; with ``dht`` given, loopback
     unless ``host`` says otherwise),
     ``keepalive`` / ``idle_timeout`` / ``handshake_timeout`` (for every connection),
-    ``dialer`` (how to reach a peer record; TCP by default).
+    ``dialer`` (how to reach a peer record; TCP by default), ``peer_book`` (a sqlite file
+    path, or an open :class:`~p2pswarm.peerbook.PeerBook`, kept open: known peers, their
+    outcomes and bans, kept across restarts and used to redial known peers at once; see
+    :mod:`p2pswarm.peerbook.attach`).
     """
 
     def __init__(
@@ -117,6 +123,7 @@ class Swarm:
         idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
         handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
         dialer: Dialer | None = None,
+        peer_book: PeerBook | str | os.PathLike[str] | None = None,
     ) -> None:
         if key_pair is not None and seed is not None:
             raise ValueError("pass key_pair or seed, not both")
@@ -134,6 +141,7 @@ class Swarm:
         self._host, self._port_option = host, port
         self._bootstrap, self._dht_option = bootstrap, dht
         self._keepalive, self._idle_timeout = keepalive, idle_timeout
+        self._peer_book_option = peer_book
         self._handshake_timeout = handshake_timeout
         self._pending_handshakes = 0
         self._max_pending_handshakes = MAX_PENDING_HANDSHAKES
@@ -162,6 +170,7 @@ class Swarm:
         self._on_connection: CallbackList[ConnectionHandler] = CallbackList("connection")
         self._on_update: CallbackList[Callable[[], Any]] = CallbackList("update")
         self._on_ban: CallbackList[Callable[[PeerInfo, Exception], Any]] = CallbackList("ban")
+        self._book: BookKeeper | None = None
 
         self._outer: anyio.abc.TaskGroup | None = None
         self._tg: anyio.abc.TaskGroup | None = None
@@ -217,6 +226,8 @@ class Swarm:
                     dht.on_network_change(self.network_changed)
                 async with anyio.create_task_group() as tg:
                     self._tg = tg
+                    if self._peer_book_option is not None:
+                        self._book = await tg.start(run_peer_book, self, self._peer_book_option)
                     task_status.started()
                     await anyio.sleep_forever()
         finally:
@@ -303,6 +314,11 @@ class Swarm:
         return self._dht
 
     @property
+    def peer_book(self) -> PeerBook | None:
+        """The peer book in use (``peer_book=`` option), or None."""
+        return None if self._book is None else self._book.book
+
+    @property
     def connecting(self) -> int:
         """Dials in flight."""
         return self._pool.connecting
@@ -320,7 +336,8 @@ class Swarm:
 
     @property
     def stats(self) -> SwarmStats:
-        """Counters: connections opened/closed/attempted per direction, bans, updates."""
+        """Counters: connections opened/closed/attempted per direction, bans, updates, and
+        per peer (``stats.peers``: bytes, connections, failed dials, requests)."""
         return self._pool.stats
 
     @property
@@ -409,7 +426,10 @@ class Swarm:
             if self.suspended:
                 discovery.suspended = True
             self._tg.start_soon(discovery.run)
-        return discovery.session(self, client=bool(client), server=bool(server), limit=limit)
+        session = discovery.session(self, client=bool(client), server=bool(server), limit=limit)
+        if self._book is not None and client:
+            self._book.topic_joined(topic)
+        return session
 
     async def leave(self, topic: bytes, *, close: bool = False) -> None:
         """Stop discovering ``topic`` and unannounce it. Open connections stay, unless
@@ -522,6 +542,8 @@ class Swarm:
         """A lookup found ``record`` under ``topic``; True when it is a peer to dial."""
         if self.closed:
             return False
+        if self._book is not None:
+            self._book.peer_found(record, topic)
         handed = self._pool.found(record, topic)
         self._changed()
         return handed
@@ -539,7 +561,18 @@ class Swarm:
         if self._on_update:
             self._on_update.emit(self._spawn)
 
+    def _connection_opened(self, conn: Connection, peer: PeerInfo) -> None:
+        self._pool.stats.per_peer.opened(conn)
+        if self._book is not None:
+            self._book.connected(conn, peer)
+
+    def _dial_failed(self, peer: PeerInfo) -> None:
+        self._pool.stats.per_peer.dial_failed(peer.public_key)
+        if self._book is not None:
+            self._book.dial_failed(peer.public_key)
+
     def _retire(self, slot: Slot[Connection], conn: Connection, peer: PeerInfo) -> None:
+        self._pool.stats.per_peer.closed(conn)
         self.connections.discard(conn)
         if self._pool.closed(slot, peer, anyio.current_time()):
             self._changed()
