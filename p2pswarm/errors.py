@@ -23,6 +23,7 @@ __all__ = (
     "DialError",
     "DialRefusedError",
     "DuplicateConnectionError",
+    "GossipMessageError",
     "HandshakeError",
     "HandshakeRefusedError",
     "HandshakeTimeoutError",
@@ -31,6 +32,7 @@ __all__ = (
     "KeyFileError",
     "LocalProtocolError",
     "MessageDecodeError",
+    "NodeInfoError",
     "P2PSwarmError",
     "PeerBannedError",
     "PeerNotFoundError",
@@ -133,6 +135,18 @@ class RequestTimeoutError(RPCError):
 
 class RateLimitedError(RPCError):
     """The peer refused our request because we exceeded its rate limit."""
+
+
+class GossipMessageError(ChannelProtocolError):
+    """A gossip message is malformed (truncated, oversized, a hop count above the limit) or
+    its origin's signature does not verify: the peer that sent it forged or broke it, and
+    its connection is dropped. Duplicates and stale messages are not errors: they are
+    dropped silently (a mesh delivers copies by design)."""
+
+
+class NodeInfoError(ChannelProtocolError):
+    """A peer's node info is not a JSON object within the size bound, or the peer kept
+    pushing updates far past the rate limit: its connection is dropped."""
 
 
 class HandshakeError(RemoteProtocolError):
