@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -57,6 +57,7 @@ from .errors import (
 from .keys import KeyPair, check_public_key, check_topic
 from .local_network import LocalDiscovery
 from .network_config import bootstrap_from_env
+from .node_info import NodeInfo
 from .peer_info import PeerInfo
 from .peer_record import PeerRecord
 from .peerbook.attach import BookKeeper, run_peer_book
@@ -352,6 +353,25 @@ class Swarm:
     def topics(self) -> Iterator[TopicDiscovery]:
         """The joined topics' discovery states, in join order."""
         return iter(list(self._discoveries.values()))
+
+    # -- node info ------------------------------------------------------------------------------
+
+    def set_info(self, info: Mapping[str, Any]) -> None:
+        """Publish a small JSON object about this node (at most 4 KiB encoded) to every
+        peer: sent when a connection opens and pushed again on change (coalesced, at most
+        once a second per connection). Call it before joining topics. Peers see it as
+        ``PeerInfo.info``; see :mod:`p2pswarm.node_info`."""
+        NodeInfo.of(self).set(info)
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """The node info this swarm publishes (``{}`` until :meth:`set_info`)."""
+        return NodeInfo.of(self).info
+
+    def on_info(self, callback: Callable[[PeerInfo, dict[str, Any]], Any]) -> Any:
+        """Register ``callback(peer_info, info)`` for each peer's node info: when its
+        connection opens and whenever the peer changes it. Sync or async; a decorator."""
+        return NodeInfo.of(self).on_info(callback)
 
     # -- events -------------------------------------------------------------------------------
 
