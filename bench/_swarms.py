@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from p2pswarm.swarm import Swarm
+from p2pswarm import Swarm
 
 
 @dataclass(eq=False)

@@ -38,9 +38,8 @@ from _common import (
 )
 from _swarms import SwarmPool
 
+from p2pswarm import PeerInfo, Swarm
 from p2pswarm.connection import Connection
-from p2pswarm.peer_info import PeerInfo
-from p2pswarm.swarm import Swarm
 from p2pswarm.testing import create_testnet
 
 KEYS = ("bootstrap_ms", "a_flush_ms", "a_conn_ms", "b_conn_ms", "b_flush_ms", "teardown_ms")

@@ -42,9 +42,8 @@ import anyio
 from _common import add_backend_argument, emit, ext_tx_packets, now_ms, summary, versions
 from _swarms import SwarmPool
 
+from p2pswarm import PeerInfo, Swarm
 from p2pswarm.connection import Connection
-from p2pswarm.peer_info import PeerInfo
-from p2pswarm.swarm import Swarm
 from p2pswarm.testing import create_testnet
 
 ECHO = b"\x01" * 16

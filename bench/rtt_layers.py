@@ -33,13 +33,8 @@ from typing import Any, cast
 import anyio
 from anyio.abc import ByteStream
 
-from p2pswarm import KeyPair
-from p2pswarm.transport import (
-    accept_handshake,
-    connect_tcp,
-    create_tcp_listener,
-    initiate_handshake,
-)
+from p2pswarm import KeyPair, connect_tcp, create_tcp_listener
+from p2pswarm.transports._handshake import accept_handshake, initiate_handshake
 
 HOST = "127.0.0.1"
 PING = b"\x01" + b"\x55" * 63

@@ -52,8 +52,7 @@ from _common import (
 )
 from _swarms import SwarmPool
 
-from p2pswarm.discovery import PeerDiscovery
-from p2pswarm.swarm import Swarm
+from p2pswarm import PeerDiscovery, Swarm
 from p2pswarm.testing import create_testnet
 
 

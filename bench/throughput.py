@@ -55,10 +55,9 @@ from _common import (
 )
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from p2pswarm import KeyPair
+from p2pswarm import KeyPair, connect_tcp, create_tcp_listener
 from p2pswarm.connection import Connection
 from p2pswarm.protocol import secret_stream
-from p2pswarm.transport import connect_tcp, create_tcp_listener
 
 HOST = "127.0.0.1"
 HERE = Path(__file__).resolve().parent

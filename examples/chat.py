@@ -13,9 +13,8 @@ import sys
 import anyio
 
 import p2pswarm
+from p2pswarm import PeerInfo, Swarm
 from p2pswarm.connection import Connection
-from p2pswarm.peer_info import PeerInfo
-from p2pswarm.swarm import Swarm
 
 
 def short(key: bytes) -> str:

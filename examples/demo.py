@@ -13,9 +13,8 @@ from __future__ import annotations
 import anyio
 
 import p2pswarm
+from p2pswarm import PeerInfo, Swarm
 from p2pswarm.connection import Connection
-from p2pswarm.peer_info import PeerInfo
-from p2pswarm.swarm import Swarm
 
 TOPIC = p2pswarm.topic("p2pswarm demo")
 #: Only a safety bound: on one machine the peers meet in well under a second.

@@ -10,8 +10,8 @@ from __future__ import annotations
 import anyio
 
 import p2pswarm
+from p2pswarm import connect_tcp, create_tcp_listener
 from p2pswarm.connection import Connection
-from p2pswarm.transport import connect_tcp, create_tcp_listener
 
 
 def short(key: bytes) -> str:

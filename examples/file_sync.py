@@ -26,9 +26,8 @@ import anyio
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 import p2pswarm
+from p2pswarm import PeerInfo, Swarm
 from p2pswarm.connection import Connection
-from p2pswarm.peer_info import PeerInfo
-from p2pswarm.swarm import Swarm
 
 MAX_HEADER = 1 << 20
 MAX_FILE = 256 << 20

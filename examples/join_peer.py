@@ -15,9 +15,8 @@ import sys
 
 import anyio
 
+from p2pswarm import PeerInfo, Swarm
 from p2pswarm.connection import Connection
-from p2pswarm.peer_info import PeerInfo
-from p2pswarm.swarm import Swarm
 
 
 async def serve() -> None:

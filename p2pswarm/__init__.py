@@ -7,10 +7,9 @@ Ed25519 public keys, wire-identical to Hyperswarm's secret stream.
 
 from __future__ import annotations
 
-from . import errors as errors, testing as testing
-from ._policy import Limits as Limits
+# Imported for its registration: ``Swarm.set_info`` reaches node info through a hook.
+from . import errors as errors, node_info as node_info, testing as testing
 from .connection import Connection as Connection, ConnectionAttribute as ConnectionAttribute
-from .discovery import PeerDiscovery as PeerDiscovery, TopicDiscovery as TopicDiscovery
 from .errors import (
     DHTError as DHTError,
     DHTTimeoutError as DHTTimeoutError,
@@ -31,16 +30,18 @@ from .errors import (
     SwarmClosedError as SwarmClosedError,
 )
 from .keys import KeyPair as KeyPair, topic as topic
-from .peer_info import PeerInfo as PeerInfo
 from .peer_record import (
     AddressKind as AddressKind,
     PeerAddress as PeerAddress,
     PeerRecord as PeerRecord,
 )
 from .swarm import Firewall as Firewall, Swarm as Swarm, SwarmStats as SwarmStats
-from .transport import (
+from .swarm._policy import Limits as Limits
+from .swarm.discovery import PeerDiscovery as PeerDiscovery, TopicDiscovery as TopicDiscovery
+from .swarm.peer_info import PeerInfo as PeerInfo
+from .transports.base import Dialer as Dialer
+from .transports.tcp import (
     ConnectionListener as ConnectionListener,
-    Dialer as Dialer,
     TCPDialer as TCPDialer,
     connect_tcp as connect_tcp,
     create_tcp_listener as create_tcp_listener,

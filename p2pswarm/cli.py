@@ -4,7 +4,7 @@ This module only parses arguments and dispatches; each subcommand lives in
 :mod:`p2pswarm.commands`. Options shared by every subcommand (``--key``, ``--json``,
 ``--bootstrap``, ``--local-port``, ``--host``, ``-v``) are accepted after the subcommand
 name. With neither ``--bootstrap`` nor ``P2PSWARM_BOOTSTRAP`` set, commands run on the
-embedded local network (:mod:`p2pswarm.local_network`).
+embedded local network (:mod:`p2pswarm.networks.local_network`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .commands._common import bootstrap_argument, run_command
-from .local_network import DEFAULT_LOCAL_PORT, FALLBACK_PORTS
+from .networks.local_network import DEFAULT_LOCAL_PORT, FALLBACK_PORTS
 
 __all__ = ("build_parser", "main")
 
@@ -169,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.host = "127.0.0.1"
         if args.port is None:
             try:
-                from .local_network import local_port_from_env
+                from .networks.local_network import local_port_from_env
 
                 args.port = local_port_from_env() if args.local_port is None else args.local_port
             except ValueError as exc:

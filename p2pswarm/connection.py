@@ -17,9 +17,9 @@ Liveness, both directions:
   measured while receiving; a connection nobody reads is not timed out (its peer's data
   would just wait in the kernel).
 * Cost. Without a ``run_keepalive()`` task, ``receive()`` keeps these clocks itself: on
-  the lean asyncio socket stream (:mod:`p2pswarm._asyncio_stream`, what
-  :func:`~p2pswarm.transport.connect_tcp` and the listeners use on asyncio) with a
-  deadline on the read, elsewhere with a cancel scope around each socket read. While such
+  a :class:`DeadlineReceiveStream` (the lean asyncio socket stream of
+  :mod:`p2pswarm.transports.tcp` on asyncio) with a deadline on the read, elsewhere with
+  a cancel scope around each socket read. While such
   a task runs, it keeps them instead (and wakes a waiting ``receive()`` by closing the
   connection on an idle timeout), and reads go without either: measurably less latency
   per message.
@@ -36,12 +36,11 @@ import asyncio
 import math
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, Protocol, runtime_checkable
 
 import anyio
 from anyio.abc import ByteStream
 
-from ._asyncio_stream import AsyncioSocketStream, running_on_asyncio
 from .errors import IdleTimeoutError, ProtocolError
 from .protocol import Data, EndOfStream, Event, ProtocolViolation, SecretStream
 
@@ -50,12 +49,38 @@ __all__ = (
     "DEFAULT_KEEPALIVE",
     "Connection",
     "ConnectionAttribute",
+    "DeadlineReceiveStream",
 )
 
 #: Seconds without sending after which a keep-alive goes out (Hyperswarm's default).
 DEFAULT_KEEPALIVE: Final = 5.0
 #: Seconds without receiving anything after which the peer is taken as dead.
 DEFAULT_IDLE_TIMEOUT: Final = 20.0
+
+
+@runtime_checkable
+class DeadlineReceiveStream(Protocol):
+    """A transport stream that can wait for data until a deadline without a cancel scope.
+
+    A Connection over such a stream keeps its keep-alive and idle clocks with the deadline
+    instead of a cancel scope around each read (measurably cheaper per message). The
+    deadline is on the clock of ``anyio.current_time()`` (the event loop's ``time()``);
+    the result is None when it passed before anything arrived, else as ``receive``.
+    """
+
+    async def receive_before(self, deadline: float, max_bytes: int = 65536) -> bytes | None: ...
+
+
+def _event_loop_clock() -> Callable[[], float]:
+    """``anyio.current_time``, or on asyncio the loop's own ``time`` it reads (cheaper)."""
+    try:
+        if anyio.get_cancelled_exc_class() is asyncio.CancelledError:
+            return asyncio.get_running_loop().time
+    except RuntimeError:
+        pass
+    return anyio.current_time
+
+
 #: How much to ask the socket for at once: asyncio hands over what it has read, up to this.
 _RECEIVE_SIZE: Final = 256 * 1024
 #: Plaintext per transport write for large sends: bounds the ciphertext held at once.
@@ -85,7 +110,7 @@ class Connection(ByteStream):
     """An open secret stream to one authenticated peer.
 
     Made by :func:`~p2pswarm.connect_tcp`, a listener, or the lower-level
-    :func:`~p2pswarm.transport.initiate_handshake` / ``accept_handshake``; not directly.
+    :func:`~p2pswarm.transports._handshake.initiate_handshake` / ``accept_handshake``; not directly.
     """
 
     def __init__(
@@ -132,15 +157,13 @@ class Connection(ByteStream):
         self._sending = False
         self._send_waiters: deque[anyio.Event] = deque()
         self._receive_guard = anyio.ResourceGuard("reading from")
-        #: The lean asyncio stream reads with a deadline of its own, without a cancel scope.
+        #: A stream that reads with a deadline of its own, without a cancel scope.
         self._timed_stream = (
-            transport_stream if isinstance(transport_stream, AsyncioSocketStream) else None
+            transport_stream if isinstance(transport_stream, DeadlineReceiveStream) else None
         )
         #: The event loop's clock, as ``anyio.current_time`` reads it but without its lookup
         #: of the running backend, which costs more than the rest of a small message.
-        self._clock: Callable[[], float] = (
-            asyncio.get_running_loop().time if running_on_asyncio() else anyio.current_time
-        )
+        self._clock: Callable[[], float] = _event_loop_clock()
         now = self._clock()
         self._last_sent = now
         self._last_received = now
@@ -330,7 +353,7 @@ class Connection(ByteStream):
 
     async def _read_socket(self, deadline: float = math.inf) -> bytes | None:
         """The next chunk (b"" at the peer's FIN), or None when closed meanwhile or, on
-        the lean asyncio stream, when ``deadline`` passed first."""
+        a :class:`DeadlineReceiveStream`, when ``deadline`` passed first."""
         try:
             if self._timed_stream is not None:
                 return await self._timed_stream.receive_before(deadline, _RECEIVE_SIZE)

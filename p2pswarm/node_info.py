@@ -32,13 +32,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
-from ._events import CallbackList
 from .errors import NodeInfoError
 from .mux import Channel, JSONCodec, Mux, SwarmMux
-from .peer_info import PeerInfo
+from .swarm._events import CallbackList
+from .swarm._extensions import register_node_info
+from .swarm.peer_info import PeerInfo
 
 if TYPE_CHECKING:
-    from .swarm import Swarm
+    from .swarm.swarm import Swarm
 
 __all__ = (
     "BURST",
@@ -231,3 +232,6 @@ class NodeInfo:
                 await link.channel.messages[0].send(self.info)
             except Exception:  # the channel or its connection closed: nothing to push to
                 return
+
+
+register_node_info(NodeInfo.of)

@@ -13,10 +13,10 @@ import anyio
 import pytest
 from anyio.abc import SocketAttribute
 
-from p2pswarm import _asyncio_stream
-from p2pswarm._asyncio_stream import AsyncioSocketListener, AsyncioSocketStream
 from p2pswarm.connection import Connection
-from p2pswarm.transport import (
+from p2pswarm.transports import _asyncio_stream
+from p2pswarm.transports._asyncio_stream import AsyncioSocketListener, AsyncioSocketStream
+from p2pswarm.transports.tcp import (
     connect_tcp,
     create_socket_listener,
     create_tcp_listener,

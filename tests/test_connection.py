@@ -13,12 +13,11 @@ from anyio.abc import ByteStream, SocketAttribute, SocketListener
 from p2pswarm.connection import Connection, ConnectionAttribute
 from p2pswarm.errors import IdleTimeoutError
 from p2pswarm.keys import KeyPair
-from p2pswarm.transport import (
-    accept_handshake,
+from p2pswarm.transports._handshake import accept_handshake, initiate_handshake
+from p2pswarm.transports.tcp import (
     connect_tcp,
     create_socket_listener,
     create_tcp_listener,
-    initiate_handshake,
     open_tcp_stream,
 )
 

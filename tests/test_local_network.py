@@ -16,7 +16,7 @@ import anyio.abc
 import pytest
 
 from p2pswarm import DHTError, KeyPair, topic
-from p2pswarm.local_network import (
+from p2pswarm.networks.local_network import (
     DEFAULT_LOCAL_PORT,
     FALLBACK_PORTS,
     LocalDiscovery,
@@ -310,7 +310,7 @@ async def test_default_backend_follows_the_environment(
     from contextlib import AsyncExitStack
 
     from p2pswarm.dht import DHTNode
-    from p2pswarm.local_network import open_default_backend
+    from p2pswarm.networks.local_network import open_default_backend
 
     monkeypatch.setenv("P2PSWARM_LOCAL_PORT", str(base_port))
     monkeypatch.delenv("P2PSWARM_BOOTSTRAP", raising=False)
@@ -334,8 +334,8 @@ async def test_swarms_keep_connections_and_find_newcomers_across_a_takeover(
     """The bootstrap's process exits: the existing connection is untouched, and a swarm
     that joins afterwards still finds the old ones (their records were re-announced)."""
     from p2pswarm.connection import Connection
-    from p2pswarm.peer_info import PeerInfo
     from p2pswarm.swarm import Swarm
+    from p2pswarm.swarm.peer_info import PeerInfo
 
     room = topic("takeover room")
     with anyio.fail_after(TIMEOUT):

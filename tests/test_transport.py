@@ -24,14 +24,9 @@ from p2pswarm.errors import (
 from p2pswarm.keys import KeyPair
 from p2pswarm.peer_record import AddressKind, PeerAddress, PeerRecord
 from p2pswarm.protocol import SecretStream
-from p2pswarm.transport import (
-    ConnectionListener,
-    Dialer,
-    TCPDialer,
-    accept_handshake,
-    connect_tcp,
-    create_tcp_listener,
-)
+from p2pswarm.transports._handshake import accept_handshake
+from p2pswarm.transports.base import Dialer
+from p2pswarm.transports.tcp import ConnectionListener, TCPDialer, connect_tcp, create_tcp_listener
 
 pytestmark = pytest.mark.anyio
 

@@ -36,10 +36,10 @@ import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from ..dht import DHTNode
-from ..discovery_backend import DiscoveryBackend
 from ..errors import KeyFileError
 from ..keys import TOPIC_SIZE, KeyPair, topic
-from ..local_network import LocalDiscovery, bootstrap_from_env, parse_bootstrap
+from ..networks.discovery_backend import DiscoveryBackend
+from ..networks.local_network import LocalDiscovery, bootstrap_from_env, parse_bootstrap
 from ..swarm import Swarm
 
 __all__ = (

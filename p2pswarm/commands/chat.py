@@ -19,7 +19,7 @@ from typing import Final
 import anyio
 
 from ..connection import Connection
-from ..peer_info import PeerInfo
+from ..swarm.peer_info import PeerInfo
 from ._common import (
     EXIT_OK,
     Output,

@@ -12,7 +12,7 @@ import errno
 
 from ..dht import DHTNode, load_routing_state
 from ..errors import DHTError
-from ..local_network import LOCAL_HOST, PortState, probe_port
+from ..networks.local_network import LOCAL_HOST, PortState, probe_port
 from ._common import EXIT_OK, EXIT_USAGE, CommandError, Output
 
 __all__ = ("dht_node",)

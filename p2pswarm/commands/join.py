@@ -17,7 +17,7 @@ import contextlib
 import anyio
 
 from ..connection import Connection
-from ..peer_info import PeerInfo
+from ..swarm.peer_info import PeerInfo
 from ._common import (
     EXIT_OK,
     Output,

@@ -13,7 +13,13 @@ import anyio
 
 from ..dht import DHTNode
 from ..errors import DHTError
-from ..local_network import FALLBACK_PORTS, LOCAL_HOST, PortState, local_port_from_env, probe_port
+from ..networks.local_network import (
+    FALLBACK_PORTS,
+    LOCAL_HOST,
+    PortState,
+    local_port_from_env,
+    probe_port,
+)
 from ._common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, CommandError, Network, Output, parse_topic
 
 __all__ = ("status",)

@@ -24,7 +24,7 @@ import anyio.to_thread
 
 from ..connection import Connection
 from ..errors import RemoteProtocolError
-from ..peer_info import PeerInfo
+from ..swarm.peer_info import PeerInfo
 from ._common import (
     EXIT_ERROR,
     EXIT_OK,

@@ -37,9 +37,9 @@ import anyio.abc
 import anyio.lowlevel
 from kademlia.node import Node
 
-from ..discovery_backend import DiscoveryBackend
 from ..errors import DHTError, DHTTimeoutError
 from ..keys import KeyPair, check_public_key, check_topic
+from ..networks.discovery_backend import DiscoveryBackend
 from ..peer_record import PeerAddress, PeerRecord
 from .amplification import ReplyTokens, pad_target
 from .messages import QUERY_COMMANDS, Command, NodeContact, Response, Status

@@ -24,8 +24,8 @@ import ipaddress
 import logging
 import math
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Final
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, Final, Protocol
 
 import anyio
 import anyio.lowlevel
@@ -39,10 +39,13 @@ from .messages import Command, NodeContact, Response
 from .ratelimit import SourceKey, source_key
 from .records import RecordKind, decode_record
 
-if TYPE_CHECKING:
-    from .node import DHTNode
-
-__all__ = ("MAX_CONTACTS_PER_HOST", "MAX_QUERY_REQUESTS", "IterativeQuery", "TopicLookup")
+__all__ = (
+    "MAX_CONTACTS_PER_HOST",
+    "MAX_QUERY_REQUESTS",
+    "IterativeQuery",
+    "LookupNode",
+    "TopicLookup",
+)
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +58,21 @@ ReplyCallback = Callable[[Address, Response], None]
 MAX_QUERY_REQUESTS: Final = 256
 #: Contacts one query takes at one host (by source key: an IP; a socket on loopback).
 MAX_CONTACTS_PER_HOST: Final = 4
+
+
+class LookupNode(Protocol):
+    """What a :class:`TopicLookup` uses of its node (:class:`~.node.DHTNode` satisfies it):
+    spelled out so that this module need not import the node, which imports it."""
+
+    clock: Callable[[], float]
+
+    def _spawn(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> None: ...
+
+    def _local_records(self, kind: RecordKind, topic: bytes) -> tuple[tuple[str, bytes], ...]: ...
+
+    async def _query(
+        self, kind: RecordKind | None, key: bytes, *, on_reply: ReplyCallback | None = None
+    ) -> list[tuple[Node, Response]]: ...
 
 
 @functools.lru_cache(maxsize=4096)
@@ -217,7 +235,7 @@ class TopicLookup:
     in the DHT node's task group; iteration ends when it has finished. ``aclose()`` stops it.
     """
 
-    def __init__(self, node: DHTNode, kind: RecordKind, topic: bytes) -> None:
+    def __init__(self, node: LookupNode, kind: RecordKind, topic: bytes) -> None:
         self._node = node
         self._kind = kind
         self._topic = topic

@@ -27,11 +27,11 @@ import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from .._events import CallbackList
 from ..keys import check_topic
 from ..mux import RAW, Channel, Mux, SwarmMux
-from ..peer_info import PeerInfo
 from ..protocol import gossip as wire
+from ..swarm._events import CallbackList
+from ..swarm.peer_info import PeerInfo
 from .router import (
     DEFAULT_HOPS,
     MAX_SEEN,
@@ -44,7 +44,7 @@ from .router import (
 )
 
 if TYPE_CHECKING:
-    from ..swarm import Swarm
+    from ..swarm.swarm import Swarm
 
 __all__ = ("OUTBOX_SIZE", "Gossip", "GossipMessage", "GossipStats")
 

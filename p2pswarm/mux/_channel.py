@@ -5,20 +5,40 @@ from __future__ import annotations
 import inspect
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import anyio
 
+from ..connection import Connection
 from ..errors import ChannelClosedError
 from ..protocol import protomux
 from .codecs import RAW, Codec
 
-if TYPE_CHECKING:
-    from ._mux import Mux
-
 __all__ = ("Channel", "Message", "OnClose", "OnMessage", "OnOpen")
 
 T = TypeVar("T")
+
+
+class Mux(Protocol):
+    """What a channel uses of its :class:`~p2pswarm.mux.Mux` (a protocol, so that the two
+    modules do not import each other)."""
+
+    connection: Connection
+    peer: Any
+    _core: protomux.Protomux
+
+    def _queued(self) -> bool: ...
+
+    def _local_change(self) -> None: ...
+
+    async def flush(self) -> None: ...
+
+    def cork(self) -> None: ...
+
+    def uncork(self) -> None: ...
+
+    def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None: ...
+
 
 #: ``on_message(value, channel)``, sync or async (awaited by the Mux's reader: back-pressure).
 OnMessage = Callable[[Any, "Channel"], Awaitable[None] | None]

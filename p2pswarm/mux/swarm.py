@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..connection import Connection
-from ..peer_info import PeerInfo
+from ..swarm.peer_info import PeerInfo
 from ._mux import Mux
 
 if TYPE_CHECKING:

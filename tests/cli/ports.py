@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import socket
 
-from p2pswarm.local_network import FALLBACK_PORTS
+from p2pswarm.networks.local_network import FALLBACK_PORTS
 
 _reserved: set[int] = set()
 

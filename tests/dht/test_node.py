@@ -12,9 +12,9 @@ from kademlia.node import Node
 from p2pswarm.dht import DHTNode, NatType, create_testnet
 from p2pswarm.dht.messages import Command, Request
 from p2pswarm.dht.node import PEER_REPLICAS
-from p2pswarm.discovery_backend import DiscoveryBackend, Lookup
 from p2pswarm.errors import DHTError, DHTTimeoutError
 from p2pswarm.keys import KeyPair, topic
+from p2pswarm.networks.discovery_backend import DiscoveryBackend, Lookup
 from p2pswarm.peer_record import AddressKind, PeerAddress
 from p2pswarm.testing import FakeClock
 

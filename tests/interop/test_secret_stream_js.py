@@ -20,9 +20,8 @@ from typing import Any
 import anyio
 import pytest
 
-from p2pswarm import KeyPair
+from p2pswarm import KeyPair, connect_tcp, create_tcp_listener
 from p2pswarm.connection import DEFAULT_KEEPALIVE, Connection
-from p2pswarm.transport import connect_tcp, create_tcp_listener
 
 from ._js import SKIP_REASON, js_peer
 

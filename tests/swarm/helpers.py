@@ -17,9 +17,9 @@ import anyio.abc
 
 from p2pswarm.connection import Connection
 from p2pswarm.keys import KeyPair
-from p2pswarm.peer_info import PeerInfo
 from p2pswarm.peer_record import PeerRecord
 from p2pswarm.swarm import Swarm
+from p2pswarm.swarm.peer_info import PeerInfo
 from p2pswarm.testing import create_testnet
 
 #: Tiny retry delays (S, M, L, X seconds) and no jitter, as Hyperswarm's tests use.

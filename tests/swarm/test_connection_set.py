@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from p2pswarm._connection_set import ConnectionSet, Resolution, resolve_duplicate
+from p2pswarm.swarm._connection_set import ConnectionSet, Resolution, resolve_duplicate
 
 SMALL = b"\x01" * 32
 LARGE = b"\xff" * 32

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from p2pswarm._backend import LOOPBACK, WILDCARD, default_host
-from p2pswarm.network_config import BOOTSTRAP_ENV
+from p2pswarm.networks._backend import LOOPBACK, WILDCARD, default_host
+from p2pswarm.networks.network_config import BOOTSTRAP_ENV
 from p2pswarm.swarm import Swarm
 
 PUBLIC = ("192.0.2.7", 49737)  # TEST-NET-1: never contacted, only classified

@@ -16,9 +16,9 @@ import pytest
 
 from p2pswarm import KeyPair, testing, topic
 from p2pswarm.dht import DHTNode
-from p2pswarm.discovery import PeerDiscovery, TopicDiscovery
 from p2pswarm.errors import SwarmClosedError
 from p2pswarm.peer_record import PeerRecord
+from p2pswarm.swarm.discovery import PeerDiscovery, TopicDiscovery
 from p2pswarm.testing import create_testnet
 
 pytestmark = pytest.mark.anyio

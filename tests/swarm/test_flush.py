@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from p2pswarm._flush import FlushTracker
+from p2pswarm.swarm._flush import FlushTracker
 
 A, B, C = b"a" * 32, b"b" * 32, b"c" * 32
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from p2pswarm.peer_info import MAX_TOPICS_PER_PEER, MIN_CONNECTION_TIME, PeerInfo, Priority
+from p2pswarm.swarm.peer_info import MAX_TOPICS_PER_PEER, MIN_CONNECTION_TIME, PeerInfo, Priority
 
 KEY = bytes(range(32))
 

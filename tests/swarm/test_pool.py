@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from p2pswarm._connection_set import Slot
-from p2pswarm._policy import Limits, worth_dialling, worth_keeping
-from p2pswarm._pool import PeerPool
-from p2pswarm._retry import Backoffs
-from p2pswarm.peer_info import MIN_CONNECTION_TIME, PeerInfo
 from p2pswarm.peer_record import PeerAddress, PeerRecord
+from p2pswarm.swarm._connection_set import Slot
+from p2pswarm.swarm._policy import Limits, worth_dialling, worth_keeping
+from p2pswarm.swarm._pool import PeerPool
+from p2pswarm.swarm._retry import Backoffs
+from p2pswarm.swarm.peer_info import MIN_CONNECTION_TIME, PeerInfo
 
 LOCAL = b"\x80" * 32
 SMALL = b"\x10" * 32  # smaller than LOCAL: its dial loses to ours

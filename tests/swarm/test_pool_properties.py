@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from p2pswarm._connection_set import Slot
-from p2pswarm._policy import Limits
-from p2pswarm._pool import PeerPool
-from p2pswarm._retry import Backoffs
-from p2pswarm.peer_info import PeerInfo
 from p2pswarm.peer_record import PeerAddress, PeerRecord
+from p2pswarm.swarm._connection_set import Slot
+from p2pswarm.swarm._policy import Limits
+from p2pswarm.swarm._pool import PeerPool
+from p2pswarm.swarm._retry import Backoffs
+from p2pswarm.swarm.peer_info import PeerInfo
 
 LOCAL = bytes([0x80]) * 32
 KEYS = [bytes([n]) * 32 for n in (0x10, 0x30, 0x70, 0x90, 0xC0, 0xF0)]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from p2pswarm._queue import DialQueue, ShuffledPriorityQueue
-from p2pswarm.peer_info import PeerInfo
+from p2pswarm.swarm._queue import DialQueue, ShuffledPriorityQueue
+from p2pswarm.swarm.peer_info import PeerInfo
 
 
 def test_higher_priority_first() -> None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import math
 import random
 
-from p2pswarm.discovery import (
-    DELAY_GRACE_PERIOD,
+from p2pswarm.networks.discovery_backend import (
     FAILED_ROUND_RETRY,
     REFRESH_INTERVAL,
     REFRESH_JITTER,
-    RefreshSchedule,
 )
+from p2pswarm.swarm.discovery import DELAY_GRACE_PERIOD, RefreshSchedule
 
 
 def test_constants_match_hyperswarm() -> None:

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from p2pswarm._retry import Backoffs, BulkTimer, RetryTimer, Tier
-from p2pswarm.peer_info import PeerInfo
+from p2pswarm.swarm._retry import Backoffs, BulkTimer, RetryTimer, Tier
+from p2pswarm.swarm.peer_info import PeerInfo
 
 BACKOFFS = Backoffs(1.0, 2.0, 3.0, 4.0)
 

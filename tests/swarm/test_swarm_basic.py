@@ -11,9 +11,9 @@ from p2pswarm import KeyPair, topic
 from p2pswarm.connection import Connection
 from p2pswarm.dht import DHTNode
 from p2pswarm.errors import SwarmClosedError
-from p2pswarm.local_network import LocalDiscovery
-from p2pswarm.peer_info import PeerInfo
+from p2pswarm.networks.local_network import LocalDiscovery
 from p2pswarm.swarm import Swarm
+from p2pswarm.swarm.peer_info import PeerInfo
 from p2pswarm.testing import create_testnet, wait_until
 
 from .helpers import swarm_net

@@ -7,8 +7,8 @@ import pytest
 
 from p2pswarm import topic
 from p2pswarm.errors import PeerBannedError
-from p2pswarm.peer_info import PeerInfo
 from p2pswarm.swarm import Swarm
+from p2pswarm.swarm.peer_info import PeerInfo
 
 from .helpers import BACKOFFS, swarm_net
 

@@ -7,8 +7,8 @@ import anyio.abc
 import pytest
 
 from p2pswarm.connection import Connection
-from p2pswarm.peer_info import PeerInfo
 from p2pswarm.swarm import Swarm
+from p2pswarm.swarm.peer_info import PeerInfo
 from p2pswarm.testing import create_testnet
 from tests.silent_sockets import closed_by_peer
 

@@ -14,8 +14,8 @@ import pytest
 from p2pswarm import topic
 from p2pswarm.connection import Connection
 from p2pswarm.errors import SwarmClosedError
-from p2pswarm.peer_info import PeerInfo
 from p2pswarm.swarm import Swarm
+from p2pswarm.swarm.peer_info import PeerInfo
 from p2pswarm.testing import create_testnet
 
 from .helpers import BACKOFFS, TIMEOUT, SilentDialer

@@ -9,8 +9,8 @@ import pytest
 from p2pswarm import topic
 from p2pswarm.connection import Connection
 from p2pswarm.dht import DHTNode
-from p2pswarm.peer_info import PeerInfo
 from p2pswarm.swarm import Swarm
+from p2pswarm.swarm.peer_info import PeerInfo
 
 from .helpers import swarm_net
 

@@ -14,14 +14,14 @@ import random
 from collections.abc import Callable, Collection
 from typing import Generic, Protocol, TypeVar
 
+from ..errors import PeerBannedError
+from ..peer_record import PeerRecord
 from ._connection_set import ConnectionSet, Slot
 from ._flush import FlushTracker
 from ._policy import Admission, Limits, SwarmStats, admit_incoming, worth_dialling, worth_keeping
 from ._queue import DialQueue
 from ._retry import Backoffs, RetryTimer
-from .errors import PeerBannedError
 from .peer_info import PeerInfo
-from .peer_record import PeerRecord
 
 __all__ = ("PeerPool", "TrafficCounters")
 

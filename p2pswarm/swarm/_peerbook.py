@@ -4,7 +4,7 @@
 
 * records every peer discovery hands in (the new table; its source is its own address,
   which the storing DHT node observed), every dial that gave a connection (tried) or
-  failed, and every ban (kept :data:`~.bans.DEFAULT_BAN_DURATION`, across restarts);
+  failed, and every ban (kept 24 hours by default, across restarts);
 * re-applies the bans still running when the swarm starts, and lifts each one in the swarm
   when it expires;
 * when a topic is joined as a client, queues the best peers the book knows under it at
@@ -19,19 +19,18 @@ from __future__ import annotations
 import logging
 import math
 import os
-from typing import TYPE_CHECKING, Final
+from collections.abc import Callable
+from typing import Any, Final, Protocol
 
 import anyio
 import anyio.abc
 
+from ..connection import Connection
 from ..errors import PeerBannedError
 from ..peer_record import PeerAddress, PeerRecord
-from .book import PeerBook
-
-if TYPE_CHECKING:
-    from ..connection import Connection
-    from ..peer_info import PeerInfo
-    from ..swarm import Swarm
+from ..peerbook.book import PeerBook
+from ._pool import PeerPool
+from .peer_info import PeerInfo
 
 __all__ = ("FLUSH_DELAY", "RECONNECT_LIMIT", "BookKeeper", "run_peer_book")
 
@@ -43,6 +42,22 @@ FLUSH_DELAY: Final = 2.0
 RECONNECT_LIMIT: Final = 8
 #: The ``source`` tag of records that come from the book (not fed back into it).
 SOURCE: Final = "peerbook"
+
+
+class Swarm(Protocol):
+    """What the book uses of its :class:`~p2pswarm.swarm.Swarm`."""
+
+    connections: set[Connection]
+    _pool: PeerPool[Connection]
+
+    @property
+    def peers(self) -> dict[bytes, PeerInfo]: ...
+
+    def _handle_peer(self, record: PeerRecord, topic: bytes) -> bool: ...
+
+    def on_ban(self, callback: Callable[[PeerInfo, Exception], Any]) -> Any: ...
+
+    def remove_ban_callback(self, callback: Callable[[PeerInfo, Exception], Any]) -> bool: ...
 
 
 class BookKeeper:

@@ -1,27 +1,26 @@
 """How a swarm makes connections and hands them out: dial, accept, admit, watch.
 
-Every decision is the pool's (:class:`~p2pswarm._pool.PeerPool`: whom to dial, which of two
+Every decision is the pool's (:class:`~p2pswarm.swarm._pool.PeerPool`: whom to dial, which of two
 connections to one peer survives) or the firewall's; these functions do the I/O around
 them for one :class:`~p2pswarm.swarm.Swarm`, whose state they read and report to. Kept
 apart from the swarm's lifecycle and public API so each stays small; they are the swarm's
-own methods in all but name, and nothing else calls them.
+own methods in all but name, and nothing else calls them. What they use of the swarm is
+spelled out by :class:`SwarmCore` (which :class:`~p2pswarm.swarm.Swarm` satisfies), so this
+module does not import the swarm's.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Final
+from typing import Any, Final, Protocol
 
 import anyio
 import anyio.abc
 
-from ._connection_set import Slot
-from ._events import call_maybe_async
-from ._handlers import accept_forever, close_quietly, keepalive_loop, run_handlers, send_probe
-from .connection import Connection
-from .errors import (
+from ..connection import Connection
+from ..errors import (
     DialError,
     DialRefusedError,
     HandshakeRefusedError,
@@ -29,22 +28,82 @@ from .errors import (
     PeerBannedError,
     PeerNotFoundError,
 )
+from ..keys import KeyPair
+from ..networks.discovery_backend import DiscoveryBackend
+from ..transports._handshake import accept_handshake
+from ..transports.base import Dialer
+from ._connection_set import Slot
+from ._events import CallbackList, call_maybe_async
+from ._handlers import (
+    ConnectionHandler,
+    Firewall,
+    accept_forever,
+    close_quietly,
+    keepalive_loop,
+    run_handlers,
+    send_probe,
+)
+from ._pool import PeerPool
 from .peer_info import PeerInfo
-from .transport import accept_handshake
 
-if TYPE_CHECKING:
-    from .swarm import Swarm
-
-__all__ = ("accept", "authorize", "dial", "firewalled", "open_connection", "serve", "watch")
+__all__ = (
+    "SwarmCore",
+    "accept",
+    "authorize",
+    "dial",
+    "firewalled",
+    "open_connection",
+    "serve",
+    "watch",
+)
 
 logger = logging.getLogger("p2pswarm.swarm")
+
+
+class SwarmCore(Protocol):
+    """The state and hooks of a :class:`~p2pswarm.swarm.Swarm` its connection tasks use."""
+
+    key_pair: KeyPair
+    closed: bool
+    suspended: bool
+    connections: set[Connection]
+    _pool: PeerPool[Connection]
+    _dialer: Dialer
+    _firewall: Firewall | None
+    _dial_scopes: dict[Slot[Connection], anyio.CancelScope]
+    _on_connection: CallbackList[ConnectionHandler]
+    _tg: anyio.abc.TaskGroup | None
+    _listener_scope: anyio.CancelScope
+    _pending_handshakes: int
+    _max_pending_handshakes: int
+    _keepalive: float | None
+    _idle_timeout: float | None
+    _handshake_timeout: float | None
+
+    @property
+    def dht(self) -> DiscoveryBackend: ...
+
+    def _topic_mode(self, topic: bytes) -> bool | None: ...
+
+    def _changed(self) -> None: ...
+
+    def _retire(self, slot: Slot[Connection], conn: Connection, peer: PeerInfo) -> None: ...
+
+    def _connection_opened(self, conn: Connection, peer: PeerInfo) -> None: ...
+
+    def _dial_failed(self, peer: PeerInfo) -> None: ...
+
+    async def _close_slot(self, slot: Slot[Connection]) -> None: ...
+
+    def _spawn(self, fn: Callable[[], Coroutine[Any, Any, object]]) -> bool: ...
+
 
 #: What a failed dial or handshake may raise without being a bug of ours.
 DIAL_ERRORS: Final = (P2PSwarmError, OSError, anyio.BrokenResourceError)
 
 
 async def dial(
-    swarm: Swarm, slot: Slot[Connection], peer: PeerInfo, scope: anyio.CancelScope
+    swarm: SwarmCore, slot: Slot[Connection], peer: PeerInfo, scope: anyio.CancelScope
 ) -> None:
     """Dial ``peer`` for ``slot`` and report the outcome to the pool (a refusal too)."""
     conn: Connection | None = None
@@ -89,7 +148,7 @@ async def dial(
     swarm._changed()
 
 
-async def firewalled(swarm: Swarm, key: bytes, address: tuple[str, int]) -> bool:
+async def firewalled(swarm: SwarmCore, key: bytes, address: tuple[str, int]) -> bool:
     """The firewall verdict: our own key and banned peers are refused without asking;
     a peer the user firewall rejects is banned, so it is asked once per peer."""
     if key == swarm.key_pair.public_key or swarm._pool.is_banned(key):
@@ -108,13 +167,13 @@ async def firewalled(swarm: Swarm, key: bytes, address: tuple[str, int]) -> bool
     return True
 
 
-async def serve(swarm: Swarm, listener: anyio.abc.Listener[anyio.abc.SocketStream]) -> None:
+async def serve(swarm: SwarmCore, listener: anyio.abc.Listener[anyio.abc.SocketStream]) -> None:
     """Accept until the swarm closes its listener (or cancels ``_listener_scope``)."""
     with swarm._listener_scope:
         await accept_forever(listener, partial(accept, swarm), lambda: swarm.closed)
 
 
-async def accept(swarm: Swarm, stream: anyio.abc.SocketStream) -> None:
+async def accept(swarm: SwarmCore, stream: anyio.abc.SocketStream) -> None:
     """Run one incoming handshake; :func:`authorize` claims the slot once the key is known."""
     if (
         swarm.closed
@@ -130,7 +189,7 @@ async def accept(swarm: Swarm, stream: anyio.abc.SocketStream) -> None:
         swarm._pending_handshakes -= 1
 
 
-async def _accept(swarm: Swarm, stream: anyio.abc.SocketStream) -> None:
+async def _accept(swarm: SwarmCore, stream: anyio.abc.SocketStream) -> None:
     address = stream.extra(anyio.abc.SocketAttribute.remote_address)
     remote = (str(address[0]), int(address[1])) if isinstance(address, tuple) else ("", 0)
     claimed: list[Slot[Connection]] = []
@@ -160,7 +219,7 @@ async def _accept(swarm: Swarm, stream: anyio.abc.SocketStream) -> None:
 
 
 async def authorize(
-    swarm: Swarm,
+    swarm: SwarmCore,
     claimed: list[Slot[Connection]],
     key: bytes,
     address: tuple[str, int],
@@ -181,7 +240,9 @@ async def authorize(
     return True
 
 
-def open_connection(swarm: Swarm, slot: Slot[Connection], conn: Connection, peer: PeerInfo) -> None:
+def open_connection(
+    swarm: SwarmCore, slot: Slot[Connection], conn: Connection, peer: PeerInfo
+) -> None:
     """Hand a connection that passed dedup to the application (no await before this)."""
     assert swarm._tg is not None
     swarm._pool.opened(slot, conn, peer, anyio.current_time())
@@ -192,7 +253,7 @@ def open_connection(swarm: Swarm, slot: Slot[Connection], conn: Connection, peer
         swarm._tg.start_soon(run_handlers, list(swarm._on_connection), conn, peer)
 
 
-async def watch(swarm: Swarm, slot: Slot[Connection], conn: Connection, peer: PeerInfo) -> None:
+async def watch(swarm: SwarmCore, slot: Slot[Connection], conn: Connection, peer: PeerInfo) -> None:
     """Keep ``conn`` fed with keep-alives until it closes, then retire its slot."""
     try:
         async with anyio.create_task_group() as tg:

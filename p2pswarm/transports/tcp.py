@@ -1,278 +1,59 @@
-"""The stream I/O edge: TCP listening and dialling, and the handshake over any byte stream.
+"""TCP: dialling and listening, and the direct (DHT-free) API in anyio's naming.
 
-Layers, lowest first:
+* :func:`connect_tcp` and :func:`create_tcp_listener` dial or listen and run the handshake
+  (:mod:`._handshake`), returning :class:`~p2pswarm.connection.Connection` objects.
+* :class:`TCPDialer` is the :class:`~.base.Dialer` that tries a record's direct addresses
+  in order; :class:`TCPTransport` the :class:`~.base.Transport` the swarm listens through.
+* On asyncio the sockets are the lean asyncio stream (:mod:`._asyncio_stream`); anyio's
+  ``SocketStream`` on any other backend.
 
-* :func:`initiate_handshake` / :func:`accept_handshake` run the secret-stream handshake over
-  an already connected ``anyio.abc.ByteStream`` and return a :class:`Connection`. The
-  responder side takes an ``authorize`` hook (the swarm's firewall and ban list), called as
-  soon as the peer's key is known and before this side's final handshake message.
-* :func:`connect_tcp` and :func:`create_tcp_listener` are the direct, DHT-free API in
-  anyio's naming.
-* :class:`Dialer` is the one interface through which the swarm reaches a peer found by
-  discovery; :class:`TCPDialer` tries the record's direct addresses in order.
-
-Later ways of reaching a peer behind a NAT (a coordinated TCP simultaneous open, a blind
-relay through a third peer) are further ``Dialer`` implementations; a composite dialer
-tries them in order and collects each one's :class:`~p2pswarm.errors.DialError` reasons,
-and a relay sets ``relayed=True`` on the connection it returns. Swarm policy never needs to
-know which one succeeded. Listening sockets set ``SO_REUSEADDR`` and ``SO_REUSEPORT`` so the
-listening port can later also be the source port of such dials.
+Listening sockets set ``SO_REUSEADDR`` and ``SO_REUSEPORT`` so the listening port can later
+also be the source port of dials (a coordinated TCP simultaneous open).
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Final, Protocol, TypeAlias
+from typing import Any, Final, TypeAlias
 
 import anyio
 from anyio.abc import ByteStream, SocketAttribute, SocketListener, SocketStream, TaskGroup
 from anyio.streams.stapled import MultiListener
 
+from ..connection import DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEPALIVE, Connection
+from ..errors import DialError, DialRefusedError, HandshakeRefusedError, P2PSwarmError
+from ..keys import KeyPair, check_public_key
+from ..peer_record import PeerRecord
+from ..protocol import MAX_FRAME_SIZE
 from . import _asyncio_stream
-from .connection import DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEPALIVE, Connection
-from .errors import (
-    DialError,
-    DialRefusedError,
-    HandshakeError,
-    HandshakeRefusedError,
-    HandshakeTimeoutError,
-    P2PSwarmError,
-    PeerBannedError,
-)
-from .keys import KeyPair, check_public_key
-from .peer_record import PeerRecord
-from .protocol import (
-    MAX_FRAME_SIZE,
-    Event,
-    HandshakeComplete,
-    PeerIdentified,
-    ProtocolViolation,
-    SecretStream,
+from ._handshake import (
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    MAX_PENDING_HANDSHAKES,
+    Authorize,
+    accept_handshake,
+    check_times,
+    initiate_handshake,
+    stream_address,
 )
 
 __all__ = (
     "DEFAULT_CONNECT_TIMEOUT",
-    "DEFAULT_HANDSHAKE_TIMEOUT",
-    "MAX_PENDING_HANDSHAKES",
-    "Authorize",
     "ConnectionListener",
-    "Dialer",
     "TCPDialer",
-    "accept_handshake",
+    "TCPTransport",
     "connect_tcp",
     "create_socket_listener",
     "create_tcp_listener",
-    "initiate_handshake",
     "open_tcp_stream",
 )
 
+#: The logger keeps its name from before the transports package: configurations use it.
 logger = logging.getLogger("p2pswarm.transport")
 
-#: Seconds the whole handshake (every message and the first reply) may take.
-DEFAULT_HANDSHAKE_TIMEOUT: Final = 10.0
 #: Seconds a TCP connect may take before the dialler moves on to the next address.
 DEFAULT_CONNECT_TIMEOUT: Final = 5.0
-_HANDSHAKE_READ_SIZE: Final = 65536
-
-#: ``authorize(remote_public_key, remote_address, remote_topics)``: True admits the peer.
-Authorize: TypeAlias = Callable[[bytes, tuple[str, int], tuple[bytes, ...]], bool | Awaitable[bool]]
-
-
-def _check_times(**times: float | None) -> None:
-    for name, value in times.items():
-        if value is not None and not value > 0:
-            raise ValueError(f"{name} must be a positive number of seconds or None, got {value!r}")
-
-
-def _remote_address(stream: ByteStream) -> tuple[str, int]:
-    address = stream.extra(SocketAttribute.remote_address, None)
-    if isinstance(address, tuple) and len(address) >= 2:
-        return str(address[0]), int(address[1])
-    return ("", 0)
-
-
-async def _run_handshake(
-    stream: ByteStream,
-    machine: SecretStream,
-    *,
-    remote_address: tuple[str, int],
-    authorize: Authorize | None,
-    handshake_timeout: float | None,
-) -> list[Event]:
-    """Pump the handshake; return the events that followed HandshakeComplete."""
-    try:
-        with anyio.fail_after(handshake_timeout):
-            outgoing = machine.data_to_send()
-            if outgoing:
-                await stream.send(outgoing)
-            replied = False
-            while True:
-                try:
-                    chunk = await stream.receive(_HANDSHAKE_READ_SIZE)
-                except anyio.EndOfStream:
-                    if machine.is_initiator and not replied:
-                        raise HandshakeRefusedError(
-                            "the peer closed the connection after our first handshake "
-                            "message, without replying"
-                        ) from None
-                    chunk = b""
-                replied = True
-                events: deque[Event] = deque(machine.receive_data(chunk))
-                while events:
-                    event = events.popleft()
-                    if isinstance(event, ProtocolViolation):
-                        raise event.error
-                    if isinstance(event, PeerIdentified):
-                        assert authorize is not None
-                        verdict = authorize(
-                            event.remote_public_key, remote_address, event.remote_topics
-                        )
-                        if inspect.isawaitable(verdict):
-                            verdict = await verdict
-                        if not verdict:
-                            raise PeerBannedError(
-                                f"peer {event.remote_public_key.hex()[:16]}… at "
-                                f"{remote_address[0]}:{remote_address[1]} was refused"
-                            )
-                        events.extend(machine.accept_peer())
-                    elif isinstance(event, HandshakeComplete):
-                        outgoing = machine.data_to_send()
-                        if outgoing:
-                            await stream.send(outgoing)
-                        return list(events)
-                outgoing = machine.data_to_send()
-                if outgoing:
-                    await stream.send(outgoing)
-    except TimeoutError:
-        raise HandshakeTimeoutError(
-            f"handshake with {remote_address[0]}:{remote_address[1]} took over "
-            f"{handshake_timeout} s"
-        ) from None
-    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-        raise HandshakeError(f"connection lost during the handshake: {exc!r}") from exc
-
-
-async def _handshake(
-    stream: ByteStream,
-    machine: SecretStream,
-    *,
-    remote_address: tuple[str, int] | None,
-    authorize: Authorize | None,
-    handshake_timeout: float | None,
-    keepalive: float | None,
-    idle_timeout: float | None,
-) -> Connection:
-    address = remote_address if remote_address is not None else _remote_address(stream)
-    try:
-        rest = await _run_handshake(
-            stream,
-            machine,
-            remote_address=address,
-            authorize=authorize,
-            handshake_timeout=handshake_timeout,
-        )
-        connection = Connection(
-            stream,
-            machine,
-            remote_address=address,
-            initial_events=rest,
-            keepalive=keepalive,
-            idle_timeout=idle_timeout,
-        )
-    except BaseException:
-        machine.close()
-        with anyio.CancelScope(shield=True):
-            await anyio.aclose_forcefully(stream)
-        raise
-    await connection._close_if_failed()
-    return connection
-
-
-async def initiate_handshake(
-    stream: ByteStream,
-    *,
-    key_pair: KeyPair,
-    remote_public_key: bytes | None = None,
-    topics: Sequence[bytes] = (),
-    remote_address: tuple[str, int] | None = None,
-    authorize: Authorize | None = None,
-    handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
-    keepalive: float | None = DEFAULT_KEEPALIVE,
-    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
-    max_frame_size: int = MAX_FRAME_SIZE,
-) -> Connection:
-    """Run the initiator's handshake over a connected stream: IK when ``remote_public_key``
-    is given (the responder must hold that key), XX otherwise.
-
-    ``topics`` (at most 64) travel in our hello. ``authorize`` (XX only; with IK the key
-    is known before dialling) vets the responder before our final message. On any failure
-    the stream is closed and a :class:`~p2pswarm.errors.HandshakeError` (or
-    :class:`~p2pswarm.errors.HandshakeTimeoutError`, :class:`~p2pswarm.errors.PeerBannedError`)
-    is raised.
-    """
-    _check_times(
-        handshake_timeout=handshake_timeout, keepalive=keepalive, idle_timeout=idle_timeout
-    )
-    if remote_public_key is not None:
-        remote_public_key = check_public_key(remote_public_key, "remote public key")
-    machine = SecretStream(
-        initiator=True,
-        key_pair=key_pair,
-        remote_public_key=remote_public_key,
-        topics=topics,
-        authorize=authorize is not None and remote_public_key is None,
-        max_frame_size=max_frame_size,
-    )
-    return await _handshake(
-        stream,
-        machine,
-        remote_address=remote_address,
-        authorize=authorize,
-        handshake_timeout=handshake_timeout,
-        keepalive=keepalive,
-        idle_timeout=idle_timeout,
-    )
-
-
-async def accept_handshake(
-    stream: ByteStream,
-    *,
-    key_pair: KeyPair,
-    remote_address: tuple[str, int] | None = None,
-    authorize: Authorize | None = None,
-    handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
-    keepalive: float | None = DEFAULT_KEEPALIVE,
-    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
-    max_frame_size: int = MAX_FRAME_SIZE,
-) -> Connection:
-    """Run the responder's handshake (XX or IK, whichever the initiator chose).
-
-    ``authorize(remote_public_key, remote_address, remote_topics)``, sync or async, is
-    called once the initiator's key is known and before our final handshake message;
-    False closes the stream and raises :class:`~p2pswarm.errors.PeerBannedError`.
-    ``remote_address`` defaults to what the socket reports.
-    """
-    _check_times(
-        handshake_timeout=handshake_timeout, keepalive=keepalive, idle_timeout=idle_timeout
-    )
-    machine = SecretStream(
-        initiator=False,
-        key_pair=key_pair,
-        authorize=authorize is not None,
-        max_frame_size=max_frame_size,
-    )
-    return await _handshake(
-        stream,
-        machine,
-        remote_address=remote_address,
-        authorize=authorize,
-        handshake_timeout=handshake_timeout,
-        keepalive=keepalive,
-        idle_timeout=idle_timeout,
-    )
 
 
 async def connect_tcp(
@@ -293,7 +74,7 @@ async def connect_tcp(
     :raises ~p2pswarm.errors.DialError: the TCP connection could not be made
     :raises ~p2pswarm.errors.HandshakeError: the handshake failed (wrong key, garbage, ...)
     """
-    _check_times(
+    check_times(
         connect_timeout=connect_timeout,
         handshake_timeout=handshake_timeout,
         keepalive=keepalive,
@@ -326,7 +107,7 @@ async def connect_tcp(
 
 async def open_tcp_stream(host: str, port: int) -> SocketStream:
     """A plain TCP stream to ``host:port``: the lean asyncio stream on asyncio
-    (:mod:`p2pswarm._asyncio_stream`, a third less latency per small message), anyio's
+    (:mod:`._asyncio_stream`, a third less latency per small message), anyio's
     ``SocketStream`` on any other backend.
 
     :raises OSError: the connection could not be made
@@ -353,11 +134,6 @@ async def create_socket_listener(
     inner = [sub for sub in listener.listeners if isinstance(sub, SocketListener)]
     return MultiListener([_asyncio_stream.AsyncioSocketListener(sub) for sub in inner])
 
-
-#: Incoming handshakes in progress at once on one listener. A stranger can open sockets and
-#: say nothing until the handshake timeout; past this many, new sockets are closed at once,
-#: so a flood costs a bounded number of tasks and never starves established connections.
-MAX_PENDING_HANDSHAKES: Final = 64
 
 Handler: TypeAlias = Callable[[Connection], Awaitable[Any]]
 
@@ -434,7 +210,7 @@ class ConnectionListener(anyio.abc.Listener[Connection]):
         return self._ready.popleft()
 
     async def _accept_one(self, stream: ByteStream) -> Connection | None:
-        address = _remote_address(stream)
+        address = stream_address(stream)
         try:
             return await accept_handshake(
                 stream,
@@ -528,9 +304,7 @@ async def create_tcp_listener(
     The sockets set ``SO_REUSEADDR`` and ``SO_REUSEPORT``. A fresh key pair is made when
     ``key_pair`` is None; read it back from ``listener.key_pair``.
     """
-    _check_times(
-        handshake_timeout=handshake_timeout, keepalive=keepalive, idle_timeout=idle_timeout
-    )
+    check_times(handshake_timeout=handshake_timeout, keepalive=keepalive, idle_timeout=idle_timeout)
     if key_pair is None:
         key_pair = KeyPair.generate()
     listener = await create_socket_listener(local_host=local_host, local_port=local_port)
@@ -549,17 +323,12 @@ async def create_tcp_listener(
 # -- dialling ---------------------------------------------------------------------------------
 
 
-class Dialer(Protocol):
-    """Turns a peer's record into an authenticated connection, or says why it could not.
+class TCPTransport:
+    """The TCP :class:`~.base.Transport`: what a swarm listens through today."""
 
-    Implementations raise :class:`~p2pswarm.errors.DialError` with one reason per address
-    or strategy tried. They never return a connection to a key other than
-    ``record.public_key`` (the IK handshake guarantees it).
-    """
-
-    async def dial(
-        self, record: PeerRecord, *, key_pair: KeyPair, topics: Sequence[bytes] = ()
-    ) -> Connection: ...
+    async def listen(self, *, local_host: str, local_port: int = 0) -> MultiListener[SocketStream]:
+        """Plain TCP listening sockets (see :func:`create_socket_listener`)."""
+        return await create_socket_listener(local_host=local_host, local_port=local_port)
 
 
 class TCPDialer:

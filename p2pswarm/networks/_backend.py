@@ -1,7 +1,7 @@
 """How a swarm gets its discovery backend, and how it makes itself findable by key.
 
 One place decides what ``Swarm(bootstrap=None, dht=None)`` means: the embedded zero-config
-local network (:mod:`p2pswarm.local_network`), or a DHT named by ``P2PSWARM_BOOTSTRAP``.
+local network (:mod:`p2pswarm.networks.local_network`), or a DHT named by ``P2PSWARM_BOOTSTRAP``.
 """
 
 from __future__ import annotations
@@ -16,14 +16,18 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 import anyio
 
-from .discovery import FAILED_ROUND_RETRY, REFRESH_INTERVAL, REFRESH_JITTER
-from .discovery_backend import DiscoveryBackend
-from .errors import DHTError
-from .keys import KeyPair
+from ..errors import DHTError
+from ..keys import KeyPair
+from .discovery_backend import (
+    FAILED_ROUND_RETRY,
+    REFRESH_INTERVAL,
+    REFRESH_JITTER,
+    DiscoveryBackend,
+)
 from .network_config import bootstrap_from_env
 
 if TYPE_CHECKING:
-    from .dht import DHTNode
+    from ..dht import DHTNode
 
 __all__ = (
     "LOOPBACK",
@@ -70,7 +74,7 @@ def _is_loopback(host: str) -> bool:
 def check_discovery_options(bootstrap: Sequence[tuple[str, int]] | None, dht: object) -> None:
     """Raise a clear error for discovery options that cannot work."""
     if dht is not None and not isinstance(dht, DiscoveryBackend):
-        raise TypeError("dht must implement p2pswarm.discovery_backend.DiscoveryBackend")
+        raise TypeError("dht must implement p2pswarm.networks.discovery_backend.DiscoveryBackend")
     if bootstrap is not None and (isinstance(bootstrap, str | bytes) or dht is not None):
         raise TypeError("bootstrap must be a list of (host, port), and not given with dht")
 
@@ -102,7 +106,7 @@ async def open_backend(
                 yield local
             return
         port = 0
-    from .dht import DHTNode
+    from ..dht import DHTNode
 
     try:
         node = DHTNode(bootstrap=list(bootstrap), host=host, port=port, ephemeral=True)

@@ -16,12 +16,13 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from .connection import Connection
-from .errors import P2PSwarmError
+from ..connection import Connection
+from ..errors import P2PSwarmError
 from .peer_info import PeerInfo
 
 __all__ = (
     "ConnectionHandler",
+    "Firewall",
     "accept_forever",
     "close_quietly",
     "keepalive_loop",
@@ -32,6 +33,8 @@ __all__ = (
 logger = logging.getLogger("p2pswarm.swarm")
 
 ConnectionHandler = Callable[[Connection, PeerInfo], Awaitable[None] | None]
+#: ``firewall(remote_public_key, (host, port)) -> bool``; True rejects (and bans). May be async.
+Firewall = Callable[[bytes, tuple[str, int]], bool | Awaitable[bool]]
 
 #: What a peer (not the application) can make a handler raise: logged without a traceback.
 PEER_ERRORS = (

@@ -2,10 +2,10 @@
 
 This module is the thin I/O layer: it owns one anyio task group, the TCP listener, the
 discovery backend, and one task per dial, per accepted handshake and per open connection
-(those tasks' bodies are in :mod:`p2pswarm._connections`).
+(those tasks' bodies are in :mod:`p2pswarm.swarm._connections`).
 Every decision (whom to dial next, when to retry, which of two connections to the same
 peer survives, when a peer may be forgotten, when ``flush()`` is done) is made by the pure
-:class:`~p2pswarm._pool.PeerPool`, which takes the time as an argument; this module
+:class:`~p2pswarm.swarm._pool.PeerPool`, which takes the time as an argument; this module
 gathers facts, asks it, and does the I/O it asks for.
 
 Lifetime of a connection: it is handed to every ``on_connection`` handler and closed when
@@ -30,52 +30,47 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any
 
 import anyio
 import anyio.abc
 
-from . import _backend, _connections
+from ..connection import DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEPALIVE, Connection
+from ..errors import (
+    SwarmClosedError,
+)
+from ..keys import KeyPair, check_public_key, check_topic
+from ..networks import _backend
+from ..networks.discovery_backend import DiscoveryBackend
+from ..networks.local_network import LocalDiscovery
+from ..networks.network_config import bootstrap_from_env
+from ..peer_record import PeerRecord
+from ..peerbook.book import PeerBook
+from ..transports._handshake import DEFAULT_HANDSHAKE_TIMEOUT, MAX_PENDING_HANDSHAKES
+from ..transports.base import Dialer, Transport
+from ..transports.tcp import TCPDialer, TCPTransport
+from . import _connections
 from ._connection_set import Slot
 from ._events import CallbackList
+from ._extensions import node_info
 from ._handlers import (
     ConnectionHandler,
+    Firewall,
     close_quietly,
     send_probe,
 )
+from ._peerbook import BookKeeper, run_peer_book
 from ._policy import MAX_PARALLEL, MAX_PEERS, Limits, SwarmStats
 from ._pool import PeerPool
 from ._retry import DEFAULT_JITTER, Backoffs
-from .connection import DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEPALIVE, Connection
 from .discovery import PeerDiscovery, TopicDiscovery, _check_limit
-from .discovery_backend import DiscoveryBackend
-from .errors import (
-    SwarmClosedError,
-)
-from .keys import KeyPair, check_public_key, check_topic
-from .local_network import LocalDiscovery
-from .network_config import bootstrap_from_env
-from .node_info import NodeInfo
 from .peer_info import PeerInfo
-from .peer_record import PeerRecord
-from .peerbook.attach import BookKeeper, run_peer_book
-from .peerbook.book import PeerBook
-from .transport import (
-    DEFAULT_HANDSHAKE_TIMEOUT,
-    MAX_PENDING_HANDSHAKES,
-    Dialer,
-    TCPDialer,
-    create_socket_listener,
-)
 
 __all__ = ("Firewall", "Swarm", "SwarmStats")
 
 logger = logging.getLogger("p2pswarm.swarm")
-
-#: ``firewall(remote_public_key, (host, port)) -> bool``; True rejects (and bans). May be async.
-Firewall = Callable[[bytes, tuple[str, int]], bool | Awaitable[bool]]
 
 
 class Swarm:
@@ -86,22 +81,22 @@ class Swarm:
 
     Options (times in seconds): ``key_pair`` or ``seed`` (identity; random by default),
     ``bootstrap`` (DHT nodes as ``(host, port)``; default: the embedded local network of
-    :mod:`p2pswarm.local_network`, or ``P2PSWARM_BOOTSTRAP``) or ``dht`` (a ready
-    :class:`~p2pswarm.discovery_backend.DiscoveryBackend`, not closed by the swarm),
+    :mod:`p2pswarm.networks.local_network`, or ``P2PSWARM_BOOTSTRAP``) or ``dht`` (a ready
+    :class:`~p2pswarm.networks.discovery_backend.DiscoveryBackend`, not closed by the swarm),
     ``max_peers``, ``max_parallel``, ``max_client_connections``, ``max_server_connections``
-    (see :class:`~p2pswarm._policy.Limits`), ``firewall(public_key, (host, port)) -> bool``
+    (see :class:`~p2pswarm.swarm._policy.Limits`), ``firewall(public_key, (host, port)) -> bool``
     (True rejects and bans; sync or async; consulted before every dial and handshake of a
     peer not yet banned, so a rejected peer costs one call), ``backoffs`` (S, M, L, X retry
     delays; default about 1, 5, 15 and 600 s), ``jitter`` (default 0.5 s), ``host`` /
     ``port`` (where to listen; the swarm's own DHT node takes the same port when free; by
     default ``127.0.0.1`` on the local network or a loopback bootstrap list, else
-    ``0.0.0.0``: see :func:`~p2pswarm._backend.default_host`; with ``dht`` given, loopback
+    ``0.0.0.0``: see :func:`~p2pswarm.networks._backend.default_host`; with ``dht`` given, loopback
     unless ``host`` says otherwise),
     ``keepalive`` / ``idle_timeout`` / ``handshake_timeout`` (for every connection),
     ``dialer`` (how to reach a peer record; TCP by default), ``peer_book`` (a sqlite file
     path, or an open :class:`~p2pswarm.peerbook.PeerBook`, kept open: known peers, their
     outcomes and bans, kept across restarts and used to redial known peers at once; see
-    :mod:`p2pswarm.peerbook.attach`).
+    :mod:`p2pswarm.swarm._peerbook`).
     """
 
     def __init__(
@@ -143,9 +138,12 @@ class Swarm:
         self._bootstrap, self._dht_option = bootstrap, dht
         self._keepalive, self._idle_timeout = keepalive, idle_timeout
         self._peer_book_option = peer_book
+        self._book: BookKeeper | None = None
         self._handshake_timeout = handshake_timeout
         self._pending_handshakes = 0
         self._max_pending_handshakes = MAX_PENDING_HANDSHAKES
+        #: Where incoming streams come from, and how a found peer is reached.
+        self._transport: Transport = TCPTransport()
         self._dialer: Dialer = dialer or TCPDialer(
             keepalive=keepalive, idle_timeout=idle_timeout, handshake_timeout=handshake_timeout
         )
@@ -171,7 +169,6 @@ class Swarm:
         self._on_connection: CallbackList[ConnectionHandler] = CallbackList("connection")
         self._on_update: CallbackList[Callable[[], Any]] = CallbackList("update")
         self._on_ban: CallbackList[Callable[[PeerInfo, Exception], Any]] = CallbackList("ban")
-        self._book: BookKeeper | None = None
 
         self._outer: anyio.abc.TaskGroup | None = None
         self._tg: anyio.abc.TaskGroup | None = None
@@ -198,7 +195,7 @@ class Swarm:
         outer = self._outer = anyio.create_task_group()
         await outer.__aenter__()
         try:
-            listener = await create_socket_listener(
+            listener = await self._transport.listen(
                 local_host=self._host, local_port=self._port_option
             )
             self._listener = listener
@@ -361,17 +358,17 @@ class Swarm:
         peer: sent when a connection opens and pushed again on change (coalesced, at most
         once a second per connection). Call it before joining topics. Peers see it as
         ``PeerInfo.info``; see :mod:`p2pswarm.node_info`."""
-        NodeInfo.of(self).set(info)
+        node_info(self).set(info)
 
     @property
     def info(self) -> dict[str, Any]:
         """The node info this swarm publishes (``{}`` until :meth:`set_info`)."""
-        return NodeInfo.of(self).info
+        return node_info(self).info
 
     def on_info(self, callback: Callable[[PeerInfo, dict[str, Any]], Any]) -> Any:
         """Register ``callback(peer_info, info)`` for each peer's node info: when its
         connection opens and whenever the peer changes it. Sync or async; a decorator."""
-        return NodeInfo.of(self).on_info(callback)
+        return node_info(self).on_info(callback)
 
     # -- events -------------------------------------------------------------------------------
 

@@ -59,6 +59,10 @@ from typing import Any, Final
 import anyio
 import anyio.abc
 
+from ..dht import DHTNode
+from ..errors import DHTError
+from ..keys import KeyPair
+from ..peer_record import PeerAddress, PeerRecord
 from ._local_probe import (
     LOCAL_HOST,
     PortState,
@@ -67,10 +71,7 @@ from ._local_probe import (
     probe_port,
     udp_port_free,
 )
-from .dht import DHTNode
 from .discovery_backend import DiscoveryBackend
-from .errors import DHTError
-from .keys import KeyPair
 from .network_config import (
     BOOTSTRAP_ENV,
     DEFAULT_LOCAL_PORT,
@@ -81,7 +82,6 @@ from .network_config import (
     local_port_from_env,
     parse_bootstrap,
 )
-from .peer_record import PeerAddress, PeerRecord
 
 __all__ = (
     "BOOTSTRAP_ENV",
@@ -361,7 +361,7 @@ class LocalNetwork:
 
 
 class LocalDiscovery:
-    """A :class:`~p2pswarm.discovery_backend.DiscoveryBackend` on the local network.
+    """A :class:`~p2pswarm.networks.discovery_backend.DiscoveryBackend` on the local network.
 
     It owns a :class:`LocalNetwork` and an ephemeral DHT node bootstrapped from it. After a
     takeover it re-bootstraps, re-announces everything it has announced and not withdrawn,
@@ -543,7 +543,7 @@ async def open_default_backend(
     Put it alone on its stack, or last: an exit stack that unwinds an exception through a
     task group after another callback raised can chain that exception to itself (see
     ``Swarm.__aenter__``). The swarm itself enters the same choice with plain ``async
-    with`` blocks (``p2pswarm._backend.open_backend``) and, so that a takeover refreshes
+    with`` blocks (``p2pswarm.networks._backend.open_backend``) and, so that a takeover refreshes
     its topics, registers its ``network_changed`` on a :class:`LocalDiscovery`.
     """
     bootstrap = bootstrap_from_env()

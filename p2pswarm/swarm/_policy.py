@@ -42,7 +42,7 @@ class SwarmStats:
     server_opened: int = 0
     server_closed: int = 0
     banned_peers: int = 0
-    #: Per-peer traffic and request counters (see :class:`~p2pswarm.peer_stats.PeerStats`).
+    #: Per-peer traffic and request counters (see :class:`~p2pswarm.swarm.peer_stats.PeerStats`).
     per_peer: PeerStatsTable = field(default_factory=PeerStatsTable, repr=False, compare=False)
 
     @property

@@ -8,12 +8,24 @@ plugged in without touching swarm policy.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
-from .keys import KeyPair
-from .peer_record import PeerRecord
+from ..keys import KeyPair
+from ..peer_record import PeerRecord
 
-__all__ = ("DiscoveryBackend", "Lookup")
+__all__ = ("FAILED_ROUND_RETRY", "REFRESH_INTERVAL", "REFRESH_JITTER", "DiscoveryBackend", "Lookup")
+
+# How often a user of a backend refreshes what it announced and looks up: the schedule of
+# the swarm's discovery rounds and of a backend's own self-announcement alike.
+
+#: Seconds between discovery rounds (records live 20 minutes, so re-announce at 10).
+REFRESH_INTERVAL: Final = 600.0
+#: Up to this many extra seconds per round, so peers do not refresh in lockstep.
+REFRESH_JITTER: Final = 120.0
+#: After a failed round (the DHT unreachable, not yet bootstrapped, or just taken over), the
+#: next one comes after this many seconds, doubling per failure up to the refresh interval:
+#: Hyperswarm waits the full 10 minutes, leaving a swarm that started offline unfindable.
+FAILED_ROUND_RETRY: Final = 1.0
 
 
 @runtime_checkable

@@ -33,16 +33,18 @@ from typing import Final, Protocol
 
 import anyio
 
-from .discovery_backend import DiscoveryBackend
-from .errors import SwarmClosedError
-from .keys import KeyPair
-from .peer_record import PeerRecord
+from ..errors import SwarmClosedError
+from ..keys import KeyPair
+from ..networks.discovery_backend import (
+    FAILED_ROUND_RETRY,
+    REFRESH_INTERVAL,
+    REFRESH_JITTER,
+    DiscoveryBackend,
+)
+from ..peer_record import PeerRecord
 
 __all__ = (
     "DELAY_GRACE_PERIOD",
-    "FAILED_ROUND_RETRY",
-    "REFRESH_INTERVAL",
-    "REFRESH_JITTER",
     "PeerDiscovery",
     "RefreshSchedule",
     "TopicDiscovery",
@@ -50,16 +52,8 @@ __all__ = (
 
 logger = logging.getLogger("p2pswarm.discovery")
 
-#: Seconds between discovery rounds (records live 20 minutes, so re-announce at 10).
-REFRESH_INTERVAL: Final = 600.0
-#: Up to this many extra seconds per round, so peers do not refresh in lockstep.
-REFRESH_JITTER: Final = 120.0
 #: A timer that fires this much later than asked means the machine slept.
 DELAY_GRACE_PERIOD: Final = 30.0
-#: After a failed round (the DHT unreachable, not yet bootstrapped, or just taken over), the
-#: next one comes after this many seconds, doubling per failure up to the refresh interval:
-#: Hyperswarm waits the full 10 minutes, leaving a swarm that started offline unfindable.
-FAILED_ROUND_RETRY: Final = 1.0
 #: A DHT node answers a lookup with at most this many records of a topic, a random sample
 #: when it holds more; then a second lookup can find peers the first missed.
 RECORDS_PER_REPLY: Final = 20

@@ -9,8 +9,8 @@ from __future__ import annotations
 import socket
 from typing import Final
 
-from .dht import DHTNode
-from .errors import DHTError
+from ..dht import DHTNode
+from ..errors import DHTError
 
 __all__ = ("LOCAL_HOST", "PortState", "ping_id", "probe_node", "probe_port", "udp_port_free")
 

@@ -18,8 +18,8 @@ import enum
 from collections.abc import Callable
 from typing import Any, Final
 
-from .keys import check_public_key
-from .peer_record import PeerRecord
+from ..keys import check_public_key
+from ..peer_record import PeerRecord
 
 __all__ = ("MIN_CONNECTION_TIME", "PeerInfo", "Priority")
 
