@@ -32,6 +32,7 @@ __all__ = (
     "KeyFileError",
     "LocalProtocolError",
     "MessageDecodeError",
+    "NoPeersError",
     "NodeInfoError",
     "P2PSwarmError",
     "PeerBannedError",
@@ -129,11 +130,15 @@ class RemoteError(RPCError):
         self.message = message
 
 
+class NoPeersError(RPCError):
+    """No connected peer speaks the request protocol (or all were excluded)."""
+
+
 class RequestTimeoutError(RPCError):
     """No reply arrived in time; the request's id is freed and a late reply is dropped."""
 
 
-class RateLimitedError(RPCError):
+class RateLimitedError(RemoteError):
     """The peer refused our request because we exceeded its rate limit."""
 
 

@@ -176,6 +176,7 @@ class NodeInfo:
     def _open(self, mux: Mux) -> None:
         channel = mux.create_channel(
             PROTOCOL,
+            user_data=mux,
             handshake=_CODEC,
             messages=[(_CODEC, self._on_update)],
             on_open=self._on_open,
@@ -209,7 +210,8 @@ class NodeInfo:
     def _received(self, channel: Channel, value: object) -> None:
         if not isinstance(value, dict):
             raise NodeInfoError("node info must be a JSON object")
-        peer = channel.mux.peer
+        mux = channel.user_data
+        peer = mux.peer if isinstance(mux, Mux) else None
         if not isinstance(peer, PeerInfo):
             return
         peer.info = value

@@ -215,6 +215,7 @@ class Gossip:
         channel = mux.create_channel(
             wire.PROTOCOL,
             self.topic,
+            user_data=mux.connection.remote_public_key,
             messages=[(RAW, self._on_raw)],
             on_open=self._on_open,
             on_close=self._on_close,
@@ -223,7 +224,7 @@ class Gossip:
             channel.open()
 
     def _on_open(self, handshake: object, channel: Channel) -> None:
-        key = channel.mux.connection.remote_public_key
+        key = _remote_key(channel)
         send, receive = anyio.create_memory_object_stream[bytes](self._queue_size)
         old = self._neighbours.get(key)
         if old is not None:
@@ -233,7 +234,7 @@ class Gossip:
         self._changed.set()
 
     def _on_close(self, remote: bool, channel: Channel) -> None:
-        key = channel.mux.connection.remote_public_key
+        key = _remote_key(channel)
         neighbour = self._neighbours.get(key)
         if neighbour is not None and neighbour.channel is channel:
             del self._neighbours[key]
@@ -249,13 +250,13 @@ class Gossip:
                 try:
                     await message.send(data)
                 except Exception:  # the channel or connection went away: its copies go too
-                    logger.debug("gossip copies to %r lost", channel.mux.connection)
+                    logger.debug("gossip copies to %s… lost", _remote_key(channel).hex()[:16])
                     return
 
     # -- messages ------------------------------------------------------------------------------
 
     def _on_raw(self, data: bytes, channel: Channel) -> None:
-        sender = channel.mux.connection.remote_public_key
+        sender = _remote_key(channel)
         try:
             envelope = wire.decode(data)
         except Exception:
@@ -311,3 +312,10 @@ class Gossip:
                 self.stats.dropped += 1
             else:
                 self.stats.forwarded += 1
+
+
+def _remote_key(channel: Channel) -> bytes:
+    """The public key of the peer at the other end of one of our gossip channels."""
+    key = channel.user_data
+    assert isinstance(key, bytes)
+    return key

@@ -45,13 +45,14 @@ from __future__ import annotations
 
 from ._channel import Channel, Message, OnClose, OnMessage, OnOpen
 from ._mux import DEFAULT_QUEUE_SIZE, MessageSpec, Mux, Notify
-from .codecs import JSON, RAW, UINT, Codec, CompactCodec, JSONCodec, RawCodec
+from .codecs import JSON, RAW, STRING, UINT, Codec, CompactCodec, JSONCodec, RawCodec
 from .swarm import SwarmMux
 
 __all__ = (
     "DEFAULT_QUEUE_SIZE",
     "JSON",
     "RAW",
+    "STRING",
     "UINT",
     "Channel",
     "Codec",

@@ -9,27 +9,30 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import anyio
 
-from ..connection import Connection
 from ..errors import ChannelClosedError
 from ..protocol import protomux
 from .codecs import RAW, Codec
 
-__all__ = ("Channel", "Message", "OnClose", "OnMessage", "OnOpen")
+__all__ = ("Channel", "ChannelOwner", "Message", "OnClose", "OnMessage", "OnOpen")
 
 T = TypeVar("T")
 
+#: ``on_message(value, channel)``, sync or async (awaited by the Mux's reader: back-pressure).
+OnMessage = Callable[[Any, "Channel"], Awaitable[None] | None]
+#: ``on_open(handshake, channel)``: both sides opened; ``handshake`` is the remote's, decoded.
+OnOpen = Callable[[Any, "Channel"], Awaitable[None] | None]
+#: ``on_close(remote, channel)``: ``remote`` is True when the peer closed or rejected it.
+OnClose = Callable[[bool, "Channel"], Awaitable[None] | None]
 
-class Mux(Protocol):
-    """What a channel uses of its :class:`~p2pswarm.mux.Mux` (a protocol, so that the two
-    modules do not import each other)."""
 
-    connection: Connection
-    peer: Any
+class ChannelOwner(Protocol):
+    """What a channel needs of its :class:`~p2pswarm.mux.Mux` (which is the only one):
+    named here so that this module does not import the Mux's."""
+
     _core: protomux.Protomux
 
-    def _queued(self) -> bool: ...
-
-    def _local_change(self) -> None: ...
+    @property
+    def drained(self) -> bool: ...
 
     async def flush(self) -> None: ...
 
@@ -39,13 +42,9 @@ class Mux(Protocol):
 
     def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None: ...
 
+    def _queued(self) -> bool: ...
 
-#: ``on_message(value, channel)``, sync or async (awaited by the Mux's reader: back-pressure).
-OnMessage = Callable[[Any, "Channel"], Awaitable[None] | None]
-#: ``on_open(handshake, channel)``: both sides opened; ``handshake`` is the remote's, decoded.
-OnOpen = Callable[[Any, "Channel"], Awaitable[None] | None]
-#: ``on_close(remote, channel)``: ``remote`` is True when the peer closed or rejected it.
-OnClose = Callable[[bool, "Channel"], Awaitable[None] | None]
+    def _local_change(self) -> None: ...
 
 
 class Message(Generic[T]):
@@ -93,8 +92,10 @@ class Message(Generic[T]):
         :raises ~p2pswarm.errors.ChannelClosedError: the channel is closed
         :raises anyio.BrokenResourceError: the connection failed
         """
-        self.send_nowait(value)
-        await self.channel.mux.flush()
+        channel = self.channel
+        mux = channel.mux
+        mux._core.send(channel._state, self.type, self.codec.encode(value))
+        await mux.flush()  # ourselves: no need to wake the writer
 
     async def receive(self) -> T:
         """The next value received (only without ``on_message``).
@@ -148,7 +149,7 @@ class Channel:
 
     def __init__(
         self,
-        mux: Mux,
+        mux: ChannelOwner,
         state: protomux.Channel,
         *,
         handshake: Codec[Any] | None,

@@ -22,7 +22,7 @@ import anyio
 import anyio.abc
 
 from ..connection import Connection
-from ..errors import ChannelProtocolError, CompactDecodeError
+from ..errors import ChannelClosedError, ChannelProtocolError, CompactDecodeError
 from ..protocol import protomux
 from ..protocol.protomux import (
     BatchEnd,
@@ -38,6 +38,8 @@ __all__ = ("DEFAULT_QUEUE_SIZE", "MessageSpec", "Mux", "Notify")
 
 logger = logging.getLogger("p2pswarm.mux")
 
+#: Bytes of queued messages handed to the connection per transport write.
+_WRITE_BATCH = 256 * 1024
 #: How long closing may wait for the last writes and ``on_close`` handlers.
 _CLOSE_TIMEOUT = 5.0
 #: Values a message type without ``on_message`` holds before the reader waits.
@@ -84,6 +86,8 @@ class Mux:
         self._inbox_ready = anyio.Event()
         self._inbox_space = anyio.Event()
         self._failure: Exception | None = None
+        #: A task is delivering events (the reader inline, or the dispatcher).
+        self._dispatching = False
         self._tg: anyio.abc.TaskGroup | None = None
         self._spawn_later: list[Awaitable[Any]] = []
         self._running = False
@@ -192,8 +196,16 @@ class Mux:
             while self._core.has_output:
                 self._writing = True
                 try:
-                    for message in self._core.messages_to_send():
-                        await self.connection.send_message(message)
+                    messages = self._core.messages_to_send()
+                    # What queued up meanwhile goes in few transport writes, not one each.
+                    start = 0
+                    while start < len(messages):
+                        end, size = start, 0
+                        while end < len(messages) and (end == start or size < _WRITE_BATCH):
+                            size += len(messages[end])
+                            end += 1
+                        await self.connection.send_messages(messages[start:end])
+                        start = end
                 finally:
                     self._writing = False
 
@@ -216,7 +228,7 @@ class Mux:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 for pending in self._spawn_later:
-                    tg.start_soon(_await, pending)
+                    tg.start_soon(self._await, pending)
                 self._spawn_later.clear()
                 tg.start_soon(self._writer)
                 tg.start_soon(self._dispatcher)
@@ -282,11 +294,28 @@ class Mux:
 
     def _spawn(self, awaitable: Awaitable[Any]) -> None:
         if self._tg is not None:
-            self._tg.start_soon(_await, awaitable)
+            self._tg.start_soon(self._await, awaitable)
         elif not self._closed:
             self._spawn_later.append(awaitable)
         elif inspect.iscoroutine(awaitable):
             awaitable.close()
+
+    async def _await(self, awaitable: Awaitable[Any]) -> None:
+        """A task of the Mux: the connection ending is not its failure; anything else is
+        a handler's error and stops the Mux (JS destroys the stream)."""
+        try:
+            await awaitable
+        except (
+            anyio.BrokenResourceError,
+            anyio.ClosedResourceError,
+            anyio.EndOfStream,
+            ChannelClosedError,
+        ):
+            pass
+        except Exception as exc:
+            self._failure = exc
+            if self._tg is not None:
+                self._tg.cancel_scope.cancel()
 
     async def _shutdown(self) -> None:
         """Close what is left (as closed by the remote, as JS does when its stream closes)
@@ -315,7 +344,10 @@ class Mux:
         while True:
             await self._wake.wait()
             self._wake = anyio.Event()
-            await self.flush()
+            try:
+                await self.flush()
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                return  # the reader sees the end too and stops the Mux
 
     async def _reader(self) -> None:
         connection = self.connection
@@ -337,23 +369,36 @@ class Mux:
                 raise ChannelProtocolError(f"malformed protomux message: {exc}") from None
             if core.has_output:
                 self._wake.set()
-            if events:
-                inbox.append(events)
-                self._inbox_ready.set()
-                # One decoded message ahead of the handlers at most: back-pressure.
-                while len(inbox) > 1 and not self._closed:
-                    self._inbox_space = anyio.Event()
-                    await self._inbox_space.wait()
+            if not events:
+                continue
+            if not inbox and not self._dispatching:
+                # Nothing waits: deliver here, saving a hop to the dispatcher task (the
+                # dispatcher stays off meanwhile, so events keep their order).
+                self._dispatching = True
+                try:
+                    await self._dispatch(events)
+                finally:
+                    self._dispatching = False
+                    if inbox:
+                        self._inbox_ready.set()
+                continue
+            inbox.append(events)
+            self._inbox_ready.set()
+            # One decoded message ahead of the handlers at most: back-pressure.
+            while len(inbox) > 1 and not self._closed:
+                self._inbox_space = anyio.Event()
+                await self._inbox_space.wait()
 
     async def _dispatcher(self) -> None:
         """The one task that runs handlers: events from the wire and from local calls, in
         the state machine's order."""
         inbox = self._inbox
         while True:
-            while inbox:
+            while inbox and not self._dispatching:
                 item = inbox.popleft()
                 self._inbox_space.set()
                 events = item if item is not None else self._core.events()
+                self._dispatching = True
                 try:
                     await self._dispatch(events)
                 except Exception as exc:
@@ -361,6 +406,8 @@ class Mux:
                     if self._tg is not None:
                         self._tg.cancel_scope.cancel()
                     return
+                finally:
+                    self._dispatching = False
             self._inbox_ready = anyio.Event()
             await self._inbox_ready.wait()
 
@@ -403,7 +450,10 @@ class Mux:
             channel = _channel(event.channel)
             return None if channel is None else _awaitable(channel._closed(event.remote))
         if type(event) is PairRequest:
-            return self._on_pair_request(event)
+            # In a task of its own, as JS awaits notify without holding up other channels;
+            # the channel's messages stay buffered (bounded) meanwhile.
+            self._spawn(self._on_pair_request(event))
+            return None
         if type(event) is BatchEnd:
             self._core.uncork()
             self._wake.set()
@@ -438,7 +488,3 @@ def _ignore(value: object, channel: Channel) -> None:
 
 def _awaitable(result: Awaitable[None] | None) -> Awaitable[None] | None:
     return result if result is not None and inspect.isawaitable(result) else None
-
-
-async def _await(awaitable: Awaitable[Any]) -> None:
-    await awaitable

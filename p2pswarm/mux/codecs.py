@@ -25,6 +25,7 @@ from ..protocol.compact import Reader, Writer
 __all__ = (
     "JSON",
     "RAW",
+    "STRING",
     "UINT",
     "Codec",
     "CompactCodec",
@@ -138,6 +139,14 @@ class CompactCodec(Generic[T]):
         return value
 
 
+def _write_string(writer: Writer, value: str) -> None:
+    writer.string(value)
+
+
+def _read_string(reader: Reader) -> str:
+    return reader.string(DEFAULT_JSON_MAX_SIZE)
+
+
 def _write_uint(writer: Writer, value: int) -> None:
     writer.uint(value)
 
@@ -148,5 +157,7 @@ def _read_uint(reader: Reader) -> int:
 
 RAW: Final = RawCodec()
 JSON: Final = JSONCodec()
+#: JS ``c.string`` (at most 1 MiB here).
+STRING: Final[CompactCodec[str]] = CompactCodec(_write_string, _read_string)
 #: JS ``c.uint``.
 UINT: Final[CompactCodec[int]] = CompactCodec(_write_uint, _read_uint)

@@ -71,6 +71,7 @@ async def test_pair_notify_creates_the_channel_and_gets_buffered_messages() -> N
         for n in range(5):
             ca.messages[0].send_nowait(n)
         created: list[Channel] = []
+        made = anyio.Event()
 
         def notify(id: bytes | None) -> None:
             assert id == b"k"
@@ -78,6 +79,7 @@ async def test_pair_notify_creates_the_channel_and_gets_buffered_messages() -> N
             assert cb is not None
             cb.open()
             created.append(cb)
+            made.set()
 
         b.pair("lazy", notify)
         tg.start_soon(a.run)
