@@ -62,6 +62,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "p2pswarm.rpc": BASE | {"p2pswarm.protocol", "p2pswarm.mux", "p2pswarm.swarm"},
     "p2pswarm.gossip": BASE | {"p2pswarm.protocol", "p2pswarm.mux", "p2pswarm.swarm"},
     "p2pswarm.node_info": BASE | {"p2pswarm.mux", "p2pswarm.swarm"},
+    "p2pswarm.ownership": BASE | {"p2pswarm.rpc", "p2pswarm.swarm"},
     # The command line, on top of everything.
     "p2pswarm.commands": BASE
     | {
