@@ -74,6 +74,7 @@ async def test_replayed_forged_and_garbage_gossip() -> None:
     async with partial_mesh(3, [(0, 1), (0, 2)], setup=setup) as swarms:
         victim, honest = gossips[0], gossips[1]
         await victim.wait_neighbours(2, within=30)
+        await honest.wait_neighbours(1, within=30)  # each side sees the open on its own
         await wait_for(lambda: hostile.channel is not None, hostile.changed)
         await honest.broadcast(b"real news")
         await wait_for(lambda: len(hostile.received) == 1, hostile.changed)
