@@ -7,7 +7,8 @@ Ed25519 public keys, wire-identical to Hyperswarm's secret stream.
 
 from __future__ import annotations
 
-from . import errors as errors, testing as testing
+# Imported for its registration: ``Swarm.set_info`` reaches node info through a hook.
+from . import errors as errors, node_info as node_info, testing as testing
 from .connection import Connection as Connection, ConnectionAttribute as ConnectionAttribute
 from .errors import (
     DHTError as DHTError,

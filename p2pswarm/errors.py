@@ -25,6 +25,7 @@ __all__ = (
     "DialError",
     "DialRefusedError",
     "DuplicateConnectionError",
+    "GossipMessageError",
     "HandshakeError",
     "HandshakeRefusedError",
     "HandshakeTimeoutError",
@@ -35,6 +36,7 @@ __all__ = (
     "MessageDecodeError",
     "MutablePutError",
     "NoPeersError",
+    "NodeInfoError",
     "P2PSwarmError",
     "PeerBannedError",
     "PeerNotFoundError",
@@ -147,6 +149,18 @@ class RequestTimeoutError(RPCError):
 
 class RateLimitedError(RemoteError):
     """The peer refused our request because we exceeded its rate limit."""
+
+
+class GossipMessageError(ChannelProtocolError):
+    """A gossip message is malformed (truncated, oversized, a hop count above the limit) or
+    its origin's signature does not verify: the peer that sent it forged or broke it, and
+    its connection is dropped. Duplicates and stale messages are not errors: they are
+    dropped silently (a mesh delivers copies by design)."""
+
+
+class NodeInfoError(ChannelProtocolError):
+    """A peer's node info is not a JSON object within the size bound, or the peer kept
+    pushing updates far past the rate limit: its connection is dropped."""
 
 
 class HandshakeError(RemoteProtocolError):

@@ -48,12 +48,23 @@ ALLOWED: dict[str, frozenset[str]] = {
     "p2pswarm.networks": NETWORK | {"p2pswarm.dht"},
     # The swarm sees transports and networks only through the packages' interfaces.
     "p2pswarm.swarm": BASE
-    | {"p2pswarm.connection", "p2pswarm.transports", "p2pswarm.networks", BACKEND_INTERFACE},
+    | {
+        "p2pswarm.connection",
+        "p2pswarm.transports",
+        "p2pswarm.networks",
+        BACKEND_INTERFACE,
+        "p2pswarm.peerbook",
+    },
+    # The persistent peer book (pure tables and sqlite; the swarm drives it).
+    "p2pswarm.peerbook": BASE,
     "p2pswarm.testing": BASE | {"p2pswarm.dht", "p2pswarm.swarm"},
     # Channels over a connection (protomux); SwarmMux shares one per swarm connection.
     "p2pswarm.mux": BASE | {"p2pswarm.protocol", "p2pswarm.connection", "p2pswarm.swarm"},
     # Requests and messages on mux channels, across a swarm's peers.
     "p2pswarm.rpc": BASE | {"p2pswarm.protocol", "p2pswarm.mux", "p2pswarm.swarm"},
+    "p2pswarm.gossip": BASE | {"p2pswarm.protocol", "p2pswarm.mux", "p2pswarm.swarm"},
+    "p2pswarm.node_info": BASE | {"p2pswarm.mux", "p2pswarm.swarm"},
+    "p2pswarm.ownership": BASE | {"p2pswarm.rpc", "p2pswarm.swarm"},
     # The command line, on top of everything.
     "p2pswarm.commands": BASE
     | {

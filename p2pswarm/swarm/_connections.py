@@ -89,6 +89,10 @@ class SwarmCore(Protocol):
 
     def _retire(self, slot: Slot[Connection], conn: Connection, peer: PeerInfo) -> None: ...
 
+    def _connection_opened(self, conn: Connection, peer: PeerInfo) -> None: ...
+
+    def _dial_failed(self, peer: PeerInfo) -> None: ...
+
     async def _close_slot(self, slot: Slot[Connection]) -> None: ...
 
     def _spawn(self, fn: Callable[[], Coroutine[Any, Any, object]]) -> bool: ...
@@ -134,6 +138,8 @@ async def dial(
     finally:
         swarm._dial_scopes.pop(slot, None)
     now = anyio.current_time()
+    if conn is None:
+        swarm._dial_failed(peer)
     if swarm._pool.dial_ended(slot, peer, ok=conn is not None, now=now, refused=refused):
         assert conn is not None
         open_connection(swarm, slot, conn, peer)
@@ -240,6 +246,7 @@ def open_connection(
     """Hand a connection that passed dedup to the application (no await before this)."""
     assert swarm._tg is not None
     swarm._pool.opened(slot, conn, peer, anyio.current_time())
+    swarm._connection_opened(conn, peer)
     swarm.connections.add(conn)
     swarm._tg.start_soon(watch, swarm, slot, conn, peer)
     if swarm._on_connection:

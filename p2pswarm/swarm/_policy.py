@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Container
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from ._connection_set import Resolution, resolve_duplicate
 from .peer_info import PeerInfo
+from .peer_stats import PeerStats, PeerStatsTable
 
 __all__ = (
     "MAX_PARALLEL",
@@ -41,6 +42,13 @@ class SwarmStats:
     server_opened: int = 0
     server_closed: int = 0
     banned_peers: int = 0
+    #: Per-peer traffic and request counters (see :class:`~p2pswarm.swarm.peer_stats.PeerStats`).
+    per_peer: PeerStatsTable = field(default_factory=PeerStatsTable, repr=False, compare=False)
+
+    @property
+    def peers(self) -> dict[bytes, PeerStats]:
+        """Each tracked peer's counters by public key, open connections included."""
+        return self.per_peer.snapshot()
 
 
 def _positive_int(value: object, name: str) -> int:

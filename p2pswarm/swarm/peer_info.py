@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 from ..keys import check_public_key
 from ..peer_record import PeerRecord
@@ -61,6 +61,7 @@ class PeerInfo:
       side they come from lookups; on the accepting side from the dialler's handshake hello.
     * ``client``: True when we dialled the current (or last) connection; ``server`` is the
       opposite.
+    * ``info``: the node info the peer published (``swarm.set_info``), ``{}`` until known.
     * ``banned``, ``explicit`` (kept by ``join_peer``), ``proven`` (a connection once
       opened), ``attempts`` (closes since the last healthy connection), ``priority`` and
       ``prioritized``.
@@ -77,6 +78,7 @@ class PeerInfo:
         "connected_time",
         "disconnected_time",
         "explicit",
+        "info",
         "proven",
         "public_key",
         "queued",
@@ -99,6 +101,7 @@ class PeerInfo:
     queued: bool
     waiting: bool
     record: PeerRecord | None
+    info: dict[str, Any]
 
     def __init__(
         self,
@@ -124,6 +127,8 @@ class PeerInfo:
         self.waiting = False
         #: Where to dial it: the newest record discovery returned (None: find it by key).
         self.record = record
+        #: The peer's node info (``swarm.set_info`` on its side), once its channel opened.
+        self.info = {}
         self._on_ban = on_ban
         #: The last dial was refused and not counted (see ``PeerPool.dial_ended``).
         self._refused = False

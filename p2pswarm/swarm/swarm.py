@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+import os
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -46,18 +47,21 @@ from ..networks.discovery_backend import DiscoveryBackend
 from ..networks.local_network import LocalDiscovery
 from ..networks.network_config import bootstrap_from_env
 from ..peer_record import PeerRecord
+from ..peerbook.book import PeerBook
 from ..transports._handshake import DEFAULT_HANDSHAKE_TIMEOUT, MAX_PENDING_HANDSHAKES
 from ..transports.base import Dialer, Transport
 from ..transports.tcp import TCPDialer, TCPTransport
 from . import _connections
 from ._connection_set import Slot
 from ._events import CallbackList
+from ._extensions import node_info
 from ._handlers import (
     ConnectionHandler,
     Firewall,
     close_quietly,
     send_probe,
 )
+from ._peerbook import BookKeeper, run_peer_book
 from ._policy import MAX_PARALLEL, MAX_PEERS, Limits, SwarmStats
 from ._pool import PeerPool
 from ._retry import DEFAULT_JITTER, Backoffs
@@ -89,7 +93,10 @@ class Swarm:
     ``0.0.0.0``: see :func:`~p2pswarm.networks._backend.default_host`; with ``dht`` given, loopback
     unless ``host`` says otherwise),
     ``keepalive`` / ``idle_timeout`` / ``handshake_timeout`` (for every connection),
-    ``dialer`` (how to reach a peer record; TCP by default).
+    ``dialer`` (how to reach a peer record; TCP by default), ``peer_book`` (a sqlite file
+    path, or an open :class:`~p2pswarm.peerbook.PeerBook`, kept open: known peers, their
+    outcomes and bans, kept across restarts and used to redial known peers at once; see
+    :mod:`p2pswarm.swarm._peerbook`).
     """
 
     def __init__(
@@ -112,6 +119,7 @@ class Swarm:
         idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
         handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
         dialer: Dialer | None = None,
+        peer_book: PeerBook | str | os.PathLike[str] | None = None,
     ) -> None:
         if key_pair is not None and seed is not None:
             raise ValueError("pass key_pair or seed, not both")
@@ -129,6 +137,8 @@ class Swarm:
         self._host, self._port_option = host, port
         self._bootstrap, self._dht_option = bootstrap, dht
         self._keepalive, self._idle_timeout = keepalive, idle_timeout
+        self._peer_book_option = peer_book
+        self._book: BookKeeper | None = None
         self._handshake_timeout = handshake_timeout
         self._pending_handshakes = 0
         self._max_pending_handshakes = MAX_PENDING_HANDSHAKES
@@ -214,6 +224,8 @@ class Swarm:
                     dht.on_network_change(self.network_changed)
                 async with anyio.create_task_group() as tg:
                     self._tg = tg
+                    if self._peer_book_option is not None:
+                        self._book = await tg.start(run_peer_book, self, self._peer_book_option)
                     task_status.started()
                     await anyio.sleep_forever()
         finally:
@@ -300,6 +312,11 @@ class Swarm:
         return self._dht
 
     @property
+    def peer_book(self) -> PeerBook | None:
+        """The peer book in use (``peer_book=`` option), or None."""
+        return None if self._book is None else self._book.book
+
+    @property
     def connecting(self) -> int:
         """Dials in flight."""
         return self._pool.connecting
@@ -317,7 +334,8 @@ class Swarm:
 
     @property
     def stats(self) -> SwarmStats:
-        """Counters: connections opened/closed/attempted per direction, bans, updates."""
+        """Counters: connections opened/closed/attempted per direction, bans, updates, and
+        per peer (``stats.peers``: bytes, connections, failed dials, requests)."""
         return self._pool.stats
 
     @property
@@ -332,6 +350,25 @@ class Swarm:
     def topics(self) -> Iterator[TopicDiscovery]:
         """The joined topics' discovery states, in join order."""
         return iter(list(self._discoveries.values()))
+
+    # -- node info ------------------------------------------------------------------------------
+
+    def set_info(self, info: Mapping[str, Any]) -> None:
+        """Publish a small JSON object about this node (at most 4 KiB encoded) to every
+        peer: sent when a connection opens and pushed again on change (coalesced, at most
+        once a second per connection). Call it before joining topics. Peers see it as
+        ``PeerInfo.info``; see :mod:`p2pswarm.node_info`."""
+        node_info(self).set(info)
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """The node info this swarm publishes (``{}`` until :meth:`set_info`)."""
+        return node_info(self).info
+
+    def on_info(self, callback: Callable[[PeerInfo, dict[str, Any]], Any]) -> Any:
+        """Register ``callback(peer_info, info)`` for each peer's node info: when its
+        connection opens and whenever the peer changes it. Sync or async; a decorator."""
+        return node_info(self).on_info(callback)
 
     # -- events -------------------------------------------------------------------------------
 
@@ -406,7 +443,10 @@ class Swarm:
             if self.suspended:
                 discovery.suspended = True
             self._tg.start_soon(discovery.run)
-        return discovery.session(self, client=bool(client), server=bool(server), limit=limit)
+        session = discovery.session(self, client=bool(client), server=bool(server), limit=limit)
+        if self._book is not None and client:
+            self._book.topic_joined(topic)
+        return session
 
     async def leave(self, topic: bytes, *, close: bool = False) -> None:
         """Stop discovering ``topic`` and unannounce it. Open connections stay, unless
@@ -519,6 +559,8 @@ class Swarm:
         """A lookup found ``record`` under ``topic``; True when it is a peer to dial."""
         if self.closed:
             return False
+        if self._book is not None:
+            self._book.peer_found(record, topic)
         handed = self._pool.found(record, topic)
         self._changed()
         return handed
@@ -536,7 +578,18 @@ class Swarm:
         if self._on_update:
             self._on_update.emit(self._spawn)
 
+    def _connection_opened(self, conn: Connection, peer: PeerInfo) -> None:
+        self._pool.stats.per_peer.opened(conn)
+        if self._book is not None:
+            self._book.connected(conn, peer)
+
+    def _dial_failed(self, peer: PeerInfo) -> None:
+        self._pool.stats.per_peer.dial_failed(peer.public_key)
+        if self._book is not None:
+            self._book.dial_failed(peer.public_key)
+
     def _retire(self, slot: Slot[Connection], conn: Connection, peer: PeerInfo) -> None:
+        self._pool.stats.per_peer.closed(conn)
         self.connections.discard(conn)
         if self._pool.closed(slot, peer, anyio.current_time()):
             self._changed()

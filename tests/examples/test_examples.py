@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -92,3 +93,41 @@ async def test_rpc_service_example_answers_a_client_that_found_it_by_topic(cli: 
     assert "client: 2 + 40 = 42" in client.out
     assert "'served': 1" in client.out
     assert "refused as expected: unknown-method" in client.out
+
+
+async def test_gossip_chat_example_reaches_everyone(cli: Runner) -> None:
+    peers = [await cli.start("g-room", script=EXAMPLES / "gossip_chat.py") for _ in range(3)]
+    ids = [(await p.wait_for(r"you are ([0-9a-f]{8})"))[1] for p in peers]
+    for p in peers:
+        await p.wait_for(r"\* 2 gossip neighbours")
+        await p.wait_for(r"\* neighbour user-[0-9a-f]{8}")
+    await peers[0].send(b"hello by gossip\n")
+    for p in peers[1:]:
+        await p.wait_for(rf"\[{ids[0]}\] hello by gossip", stream="stdout")
+    for p in peers:
+        await p.close_stdin()
+        assert await p.wait_exit() == 0, p.err
+
+
+async def test_kv_store_example_keeps_keys_on_the_responsible_peer(cli: Runner) -> None:
+    a = await cli.start("kv-room", script=EXAMPLES / "kv_store.py")
+    b = await cli.start("kv-room", script=EXAMPLES / "kv_store.py")
+    ids = sorted([(await p.wait_for(r"you are ([0-9a-f]{8})", stream="stdout"))[1] for p in (a, b)])
+    members = re.escape("members: " + " ".join(ids))
+    for p in (a, b):
+        for attempt in range(40):  # until each sees the other (channels open after connecting)
+            await p.send(b"members\n")
+            try:
+                await p.wait_for(members, stream="stdout", limit=0.5)
+                break
+            except AssertionError:
+                assert attempt < 39, p.out
+    for n in range(6):
+        await a.send(f"put key{n} value{n}\n".encode())
+        await a.wait_for(rf"ok key{n} on [0-9a-f]{{8}}", stream="stdout")
+    for n in range(6):
+        await b.send(f"get key{n}\n".encode())
+        await b.wait_for(rf"key{n} = value{n} \(from [0-9a-f]{{8}}\)", stream="stdout")
+    for p in (a, b):
+        await p.close_stdin()
+        assert await p.wait_exit() == 0, p.err
