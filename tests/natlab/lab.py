@@ -2,7 +2,7 @@
 
 Layout (``P`` is the lab's namespace prefix, ``i`` a site's index)::
 
-    P-pub      the "public internet": bridge br0, 10.200.0.1-5/16 for the DHT's bootstrap
+    P-pub      the "public internet": bridge br0, 10.200.0.1-10/16 for the DHT's bootstrap
                nodes (and the UDP probes), one bridge port per site
     P-s{i}r    the site's NAT router: wan 10.200.10.{i}/16 on the bridge, lan 10.{i}.0.1/24
     P-s{i}c    the carrier's router of a double NAT: wan on the bridge, lan 100.64.{i}.1/24
@@ -47,7 +47,7 @@ __all__ = (
 HERE = Path(__file__).resolve().parent
 
 #: The public bridge's own addresses: the DHT's bootstrap nodes and the probes live on them.
-PUBLIC_IPS = tuple(f"10.200.0.{n}" for n in range(1, 6))
+PUBLIC_IPS = tuple(f"10.200.0.{n}" for n in range(1, 11))
 PUBLIC_PREFIX = 16
 NS_PREFIX = "natlab"
 
@@ -195,15 +195,21 @@ class Lab:
         self._procs.append(proc)
         return proc
 
-    def stop(self, proc: subprocess.Popen[str]) -> None:
-        """Kill ``proc``'s process group and reap it."""
+    def stop(self, proc: subprocess.Popen[str]) -> str:
+        """Kill ``proc``'s process group, reap it; the end of what it wrote on stderr."""
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        tail = ""
+        if proc.stderr is not None and not proc.stderr.closed:
+            with contextlib.suppress(OSError, ValueError):
+                tail = proc.stderr.read()[-2000:]
         for stream in (proc.stdin, proc.stdout, proc.stderr):
             if stream is not None:
-                stream.close()
+                with contextlib.suppress(OSError):
+                    stream.close()
+        return tail
 
     def reset_filters(self) -> None:
         """Forget the learned mappings of every full-cone / address-restricted router."""
