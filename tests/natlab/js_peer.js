@@ -72,6 +72,9 @@ setTimeout(() => {
   out({ event: 'result', connected: false, error: 'timeout' })
   process.exit(0)
 }, Number(args['timeout-ms'] || 30000)).unref()
+// The lab holds our stdin: when it goes away, so do we.
+process.stdin.on('end', () => process.exit(0))
+process.stdin.resume()
 const role = args.role === 'server' ? server : client
 role().catch((err) => {
   out({ event: 'error', message: String(err.stack) })

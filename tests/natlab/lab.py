@@ -58,9 +58,20 @@ def _skip_reason() -> str | None:
     for tool in ("ip", "nft"):
         if shutil.which(tool) is None:
             return f"the NAT lab needs `{tool}` (run scripts/_netlab_deps.sh as root)"
-    probe = subprocess.run(["ip", "netns", "list"], capture_output=True, check=False)
-    if probe.returncode != 0:
-        return "`ip netns` does not work here: " + probe.stderr.decode(errors="replace").strip()
+    # Really try: a container may let root list namespaces but not make them, or lack nf_tables.
+    name = f"{NS_PREFIX}-{os.getpid()}-check"
+    steps = (
+        ["ip", "netns", "add", name],
+        ["ip", "netns", "exec", name, "nft", "add", "table", "ip", "natlab"],
+    )
+    try:
+        for argv in steps:
+            done = subprocess.run(argv, capture_output=True, check=False)
+            if done.returncode != 0:
+                err = done.stderr.decode(errors="replace").strip()
+                return f"the NAT lab cannot run here: `{' '.join(argv[:3])}` failed: {err}"
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], capture_output=True, check=False)
     return None
 
 

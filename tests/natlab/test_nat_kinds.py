@@ -62,6 +62,16 @@ def test_lab_is_torn_down() -> None:
         assert lab.prefix not in other.run(other.public_ns, ["ip", "netns", "list"])
 
 
+def test_lab_is_torn_down_when_the_body_fails() -> None:
+    with pytest.raises(RuntimeError), Lab("fails") as lab:
+        lab.add_site("double-nat")
+        proc = lab.spawn(lab.public_ns, ["sleep", "60"])
+        raise RuntimeError("a test failed here")
+    assert proc.poll() is not None
+    with Lab("check") as other:
+        assert lab.prefix not in other.run(other.public_ns, ["ip", "netns", "list"])
+
+
 def test_unknown_layer_is_refused() -> None:
     with pytest.raises(ValueError):
         router_rules("moderately-strict", "10.1.0.2")

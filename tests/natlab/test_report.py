@@ -53,3 +53,15 @@ def test_markdown_table_summarises_repeated_runs() -> None:
     rows = [{**base, "connected": True, "ms": ms} for ms in (30, 10, 20)]
     rows.append({**base, "connected": False, "error": "ETIMEDOUT"})
     assert markdown_table(rows).splitlines()[2] == "| **none** | **3/4** direct, 20 ms (10..30) |"
+
+
+def test_the_lab_says_why_it_skips(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.natlab import lab
+
+    monkeypatch.setattr(lab.os, "geteuid", lambda: 1000)
+    assert lab._skip_reason() == "the NAT lab needs root (network namespaces and nftables)"
+    monkeypatch.setattr(lab.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(lab.shutil, "which", lambda tool: None if tool == "nft" else "/bin/x")
+    reason = lab._skip_reason()
+    assert reason is not None
+    assert "nft" in reason
