@@ -54,6 +54,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "p2pswarm.mux": BASE | {"p2pswarm.protocol", "p2pswarm.connection", "p2pswarm.swarm"},
     # Requests and messages on mux channels, across a swarm's peers.
     "p2pswarm.rpc": BASE | {"p2pswarm.protocol", "p2pswarm.mux", "p2pswarm.swarm"},
+    # Blind relay (JS blind-relay) on mux channels and UDX streams.
+    "p2pswarm.relay": BASE
+    | {"p2pswarm.protocol", "p2pswarm.connection", "p2pswarm.transports", "p2pswarm.mux"},
     # The command line, on top of everything.
     "p2pswarm.commands": BASE
     | {
