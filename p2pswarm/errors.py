@@ -43,6 +43,7 @@ __all__ = (
     "ProtocolError",
     "RPCError",
     "RateLimitedError",
+    "RelayMessageError",
     "RemoteError",
     "RemoteProtocolError",
     "RequestTimeoutError",
@@ -114,6 +115,11 @@ class CodecError(ChannelProtocolError):
     """A channel message does not decode with its channel's codec (malformed or oversized
     JSON or compact fields, trailing bytes). JS protomux destroys the stream when an
     encoding throws; so does the Mux."""
+
+
+class RelayMessageError(CodecError):
+    """A blind-relay ``pair`` or ``unpair`` message is malformed (truncated token, a stream
+    id beyond a u32, trailing bytes): the connection to that peer is dropped."""
 
 
 class ChannelError(P2PSwarmError):

@@ -65,6 +65,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "p2pswarm.gossip": BASE | {"p2pswarm.protocol", "p2pswarm.mux", "p2pswarm.swarm"},
     "p2pswarm.node_info": BASE | {"p2pswarm.mux", "p2pswarm.swarm"},
     "p2pswarm.ownership": BASE | {"p2pswarm.rpc", "p2pswarm.swarm"},
+    # Blind relay (JS blind-relay) on mux channels and UDX streams.
+    "p2pswarm.relay": BASE
+    | {"p2pswarm.protocol", "p2pswarm.connection", "p2pswarm.transports", "p2pswarm.mux"},
     # The command line, on top of everything.
     "p2pswarm.commands": BASE
     | {

@@ -217,6 +217,9 @@ class UDXSocket:
         if is_udx(data):
             stream = streams.get(peek_stream_id(data))
             if stream is not None:
+                if stream._relay_to is not None:  # forwarded verbatim (libudx relay_to)
+                    stream._relay(data, address)
+                    return
                 try:
                     packet = decode_packet(data)
                 except UDXPacketError as exc:

@@ -33,6 +33,7 @@ from anyio.abc import ByteStream, SocketAttribute, TaskGroup
 
 from p2pswarm.errors import UDXError
 from p2pswarm.protocol.udx import Packet, UDXStreamMachine
+from p2pswarm.protocol.udx.packet import DESTROY
 
 __all__ = ("Address", "StreamHost", "UDXStream")
 
@@ -96,6 +97,13 @@ class UDXStream(ByteStream):
         self._eof_sent = False
         self._orphan = False
         self._calls = 0
+        #: libudx relay_to: where our packets are forwarded, who forwards to us, and whether
+        #: this stream was ever relayed (then it closes without a DESTROY of its own).
+        self._relay_to: UDXStream | None = None
+        self._relayed_from: list[UDXStream] = []
+        self._relayed = False
+        #: Packets forwarded verbatim by :meth:`relay_to`.
+        self.relayed_packets = 0
 
     # -- udx-native shaped API ------------------------------------------------------------
 
@@ -168,14 +176,59 @@ class UDXStream(ByteStream):
             await self._wait()
 
     def destroy(self) -> None:
-        """Abort at once: one DESTROY to the peer, pending reads and writes fail."""
+        """Abort at once: one DESTROY to the peer, pending reads and writes fail. A relayed
+        stream (:meth:`relay_to`) closes silently, and so do the streams relaying to it."""
         self._closed_locally = True
         machine = self._machine
         if not machine.closed:
             machine.destroy()
-            self._flush(anyio.current_time())
+            if self._relayed:
+                machine.poll_transmit(anyio.current_time())  # the DESTROY is not sent
+            else:
+                self._flush(anyio.current_time())
         self._socket._unregister(self)
+        self._unlink_relay()
         self._notify()
+
+    def relay_to(self, destination: UDXStream) -> None:
+        """Forward every packet that reaches this stream, verbatim but for bytes 4-7 (the
+        receiver id, rewritten to ``destination``'s remote id), from ``destination``'s socket
+        to ``destination``'s remote (libudx ``udx_stream_relay_to``). Packets are not
+        decoded here and nothing is acknowledged: the two ends run UDX with each other. Until
+        ``destination`` is connected they are dropped. A DESTROY is forwarded and closes
+        both streams; destroying either closes both, without a DESTROY of their own."""
+        if self._relayed or destination.closed:
+            raise UDXError("the stream is already relayed, or its destination is closed")
+        self._relayed = True
+        self._relay_to = destination
+        destination._relayed_from.append(self)
+
+    def _relay(self, data: bytes, address: Address) -> None:
+        """From the socket's reader: one datagram for a relaying stream."""
+        if not self._machine.connected:
+            firewall = self.firewall
+            if firewall is None or firewall(self, address) or not self._machine.connected:
+                return
+        destination = self._relay_to
+        if destination is None:
+            return
+        target = destination.remote_address
+        if destination.connected and target is not None:
+            self.relayed_packets += 1
+            header = destination.remote_id.to_bytes(4, "little")
+            destination._socket._send(data[:4] + header + data[8:], target)
+        if data[2] & DESTROY:
+            self.destroy()
+
+    def _unlink_relay(self) -> None:
+        destination = self._relay_to
+        self._relay_to = None
+        if destination is not None and self in destination._relayed_from:
+            destination._relayed_from.remove(self)
+        sources, self._relayed_from = self._relayed_from, []
+        for source in sources:
+            source._relay_to = None
+            source.destroy()
 
     # -- ByteStream -----------------------------------------------------------------------
 

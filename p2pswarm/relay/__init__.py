@@ -1,0 +1,63 @@
+"""Blind relay (JS ``blind-relay`` 1.6.1) over protomux channels.
+
+The wire is :mod:`p2pswarm.protocol.blind_relay`; this package holds what the Mux needs to
+carry it: :data:`PAIR_CODEC` and :data:`UNPAIR_CODEC`, the message codecs of the
+``blind-relay`` channel in JS ``addMessage`` order (type 0 ``pair``, type 1 ``unpair``)::
+
+    channel = mux.create_channel(
+        PROTOCOL, id=connection.public_key,          # the client's key, as hyperdht does
+        messages=[(PAIR_CODEC, on_pair), (UNPAIR_CODEC, on_unpair)],
+    )
+
+The relay server and client (pairing, one relayed UDX stream per side) build on these.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ..protocol.blind_relay import (
+    PROTOCOL,
+    TOKEN_SIZE,
+    Pair,
+    Unpair,
+    decode_pair,
+    decode_unpair,
+    encode_pair,
+    encode_unpair,
+)
+
+__all__ = (
+    "PAIR_CODEC",
+    "PROTOCOL",
+    "TOKEN_SIZE",
+    "UNPAIR_CODEC",
+    "Pair",
+    "PairCodec",
+    "Unpair",
+    "UnpairCodec",
+)
+
+
+class PairCodec:
+    """The ``pair`` message as a channel codec (strict: see the wire module)."""
+
+    def encode(self, value: Pair) -> bytes:
+        return encode_pair(value)
+
+    def decode(self, data: bytes) -> Pair:
+        return decode_pair(data)
+
+
+class UnpairCodec:
+    """The ``unpair`` message as a channel codec."""
+
+    def encode(self, value: Unpair) -> bytes:
+        return encode_unpair(value)
+
+    def decode(self, data: bytes) -> Unpair:
+        return decode_unpair(data)
+
+
+PAIR_CODEC: Final = PairCodec()
+UNPAIR_CODEC: Final = UnpairCodec()
