@@ -11,6 +11,10 @@
 // Per stream: send --send-bytes random bytes in writes of --chunk, end, and read until the
 // other side ends; --order decides what comes first (concurrent | js-first | py-first).
 // --echo-messages answers each UDX message with the same bytes, --messages=N waits for N.
+// --end-last ends our writes only after the remote's END arrived (data still flows both ways
+// at once): libudx closes a stream as soon as both ENDs are acknowledged and keeps no
+// TIME-WAIT, so a final bare ack of the remote's END is sent once and never retransmitted;
+// ending last makes that ack ride on our own END, which libudx retransmits until answered.
 // --destroy-after=N destroys the stream once N bytes arrived; --expect-reset waits for the
 // remote's DESTROY (an ECONNRESET error) instead of an end.
 // --secret=initiator|responder runs @hyperswarm/secret-stream over the UDX stream.
@@ -18,7 +22,7 @@
 // Usage:
 //   node js_udx_peer.js --remote-port=N --remote-ids=1,2 [--send-bytes=N] [--chunk=65536]
 //        [--order=concurrent] [--echo-messages] [--messages=N] [--destroy-after=N]
-//        [--expect-reset] [--secret=initiator|responder] [--pattern=XX|IK] [--seed=hex64]
+//        [--expect-reset] [--end-last] [--secret=initiator|responder] [--pattern=XX|IK] [--seed=hex64]
 //        [--remote-public-key=hex64] [--timeout-ms=30000]
 
 const crypto = require('crypto')
@@ -50,6 +54,7 @@ const args = parseArgs({
   messages: 0,
   'destroy-after': -1,
   'expect-reset': false,
+  'end-last': false,
   secret: '',
   pattern: 'XX',
   seed: '',
@@ -124,11 +129,15 @@ async function runStream(raw) {
   report.sentBytes = payload.byteLength
   report.sentSha256 = crypto.createHash('sha256').update(payload).digest('hex')
 
-  async function send() {
+  async function write() {
     for (let off = 0; off < payload.byteLength; off += args.chunk) {
       const ok = stream.write(payload.subarray(off, off + args.chunk))
       if (!ok) await new Promise((resolve) => stream.once('drain', resolve))
     }
+  }
+
+  async function send() {
+    await write()
     stream.end()
   }
 
@@ -147,6 +156,9 @@ async function runStream(raw) {
     } else if (args.order === 'py-first') {
       await ended
       await send()
+    } else if (args['end-last']) {
+      await Promise.all([write(), ended])
+      stream.end()
     } else {
       await Promise.all([send(), ended])
     }

@@ -15,6 +15,7 @@ import anyio
 import pytest
 
 from p2pswarm.errors import UDXResetError
+from p2pswarm.protocol.udx.packet import END, SACK
 from p2pswarm.transports.udx import Faults, UDXStream, open_udx_socket
 
 from ._js import SKIP_REASON
@@ -68,12 +69,20 @@ def check(report: dict[str, Any], sent: bytes, received: bytes) -> None:
 
 
 async def run_exchange(
-    py_bytes: int, js_bytes: int, order: str = "concurrent", faults: Faults | None = None
+    py_bytes: int,
+    js_bytes: int,
+    order: str = "concurrent",
+    faults: Faults | None = None,
+    *,
+    end_last: bool = False,
 ) -> tuple[dict[str, Any], UDXStream]:
     data = os.urandom(py_bytes)
+    options: dict[str, object] = {"send_bytes": js_bytes, "order": order}
+    if end_last:
+        options["end_last"] = True
     async with (
         open_udx_socket(faults=faults) as socket,
-        js_udx_peer(socket, send_bytes=js_bytes, order=order) as (peer, (stream,)),
+        js_udx_peer(socket, **options) as (peer, (stream,)),
     ):
         with anyio.fail_after(LIMIT):
             received = await py_side(stream, data, order)
@@ -109,9 +118,43 @@ async def test_64_mib_each_way() -> None:
 
 @pytest.mark.parametrize("seed", [7, 8])
 async def test_every_byte_arrives_under_seeded_loss_and_reordering(seed: int) -> None:
+    # libudx closes the moment both ENDs are acknowledged and keeps no TIME-WAIT, so its
+    # last packet, a bare ack of our END (and of any data that came with it), is sent once
+    # and never again: were it dropped or held here, our retransmissions would find no
+    # stream and time out although every byte arrived. With --end-last that ack rides on
+    # libudx's own END, which it retransmits until we answer (our socket's TIME-WAIT
+    # answers a resent END after we close). See test_final_bare_acks_lost.
     faults = Faults(seed=seed, drop=0.03, reorder=0.03)
-    await run_exchange(800_000, 800_000, faults=faults)
+    await run_exchange(800_000, 800_000, faults=faults, end_last=True)
     assert faults.dropped > 0 and faults.reordered > 0
+
+
+class LoseBareAcksAfterOurEnd(Faults):
+    """Drops every incoming bare ack (no data, END or other payload) once our END is out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.end_sent = False
+        self.lost_acks = 0
+
+    def outgoing(self, datagram: bytes) -> list[bytes]:
+        if len(datagram) >= 20 and datagram[0] == 0xFF and datagram[2] & END:
+            self.end_sent = True
+        return [datagram]
+
+    def incoming(self, datagram: bytes) -> list[bytes]:
+        if self.end_sent and len(datagram) >= 20 and datagram[2] & ~SACK == 0:
+            self.lost_acks += 1
+            return []
+        return [datagram]
+
+
+async def test_final_bare_acks_lost() -> None:
+    """The schedule that made the seeded-loss test flaky, forced: JS acks our tail with bare
+    acks only, all lost. Ending last, JS's END carries the ack and nothing is unanswered."""
+    faults = LoseBareAcksAfterOurEnd()
+    await run_exchange(400_000, 1000, faults=faults, end_last=True)
+    assert faults.lost_acks > 0
 
 
 async def test_many_streams_on_one_socket() -> None:
