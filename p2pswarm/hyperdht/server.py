@@ -22,8 +22,9 @@ when it returns.
 State: one entry per distinct first Noise message, kept ``HANDSHAKE_CLEAR_WAIT`` (10 s) so
 that a retransmitted request (the client resends, the relay re-forwards) gets the same
 answer and the same stream. At most :data:`MAX_HANDSHAKES` entries: a flood of valid
-handshakes (anyone who knows our key can make them) evicts the oldest unconnected ones,
-and undecryptable messages cost one failed DH and no state at all.
+handshakes (anyone who knows our key can make them) evicts the oldest, and with each its
+stream (and the connection task on it) unless the client's packets have reached it;
+undecryptable messages cost one failed DH and no state at all.
 """
 
 from __future__ import annotations
@@ -161,8 +162,7 @@ class Server:
         for scope in list(self._scopes):
             scope.cancel()
         for pending in self._pending.values():
-            if pending.stream is not None and not pending.stream.connected:
-                pending.stream.destroy()
+            _drop(pending)
         self._pending.clear()
         if unannounce and self.key_pair and self.target is not None and not self.dht.closed:
             with anyio.move_on_after(3.0), contextlib.suppress(DHTError):
@@ -231,7 +231,6 @@ class Server:
             if pending.reply is not None:
                 self._answer(request, hs, pending.reply)
             return
-        self.stats["handshakes"] += 1
         noise = NoiseHandshake(
             Pattern.IK, initiator=False, key_pair=self.key_pair, prologue=NS_PEER_HANDSHAKE
         )
@@ -244,6 +243,7 @@ class Server:
             self.stats["bad_payload"] += 1
             return
         assert noise.remote_public_key is not None
+        self.stats["handshakes"] += 1
         pending = _Pending(now, None, None)
         self._remember(hs.noise, pending)
         verdict = (
@@ -380,8 +380,7 @@ class Server:
         while len(self._pending) >= MAX_HANDSHAKES:
             _, old = self._pending.popitem(last=False)
             self.stats["evicted"] += 1
-            if old.stream is not None and not old.stream.connected:
-                old.stream.destroy()
+            _drop(old)
         self._pending[key] = pending
 
     def _expire(self, now: float) -> None:
@@ -390,5 +389,14 @@ class Server:
             if now - oldest.created < HANDSHAKE_CLEAR_WAIT:
                 return
             del self._pending[key]
-            if oldest.stream is not None and not oldest.stream.connected:
-                oldest.stream.destroy()
+            _drop(oldest)
+
+
+def _drop(pending: _Pending) -> None:
+    """Forget a handshake: its stream goes too unless the client has reached it (a
+    connection whose peer never sent a packet is a flood's, or a lost one)."""
+    stream = pending.stream
+    if stream is None or stream.closed:
+        return
+    if not stream.connected or stream.machine.stats.packets_received == 0:
+        stream.destroy()
