@@ -20,7 +20,7 @@
 //   tables {host, port} -> for each node, whether its routing table holds host:port
 //   bench {op, topic, seed, count} -> one latency in ms per run
 //   listen {seed} -> {publicKey}: an echo server    memory -> {rss}   stop -> exits 0
-//   connect {publicKey, seed, message} -> {data, openMs}: the first data echoed back
+//   connect {publicKey, seed, message} -> {data, openMs, echoMs}: the first data echoed back
 // All binary values are hex. It exits by itself after --timeout-ms.
 
 const DHT = require('hyperdht')
@@ -168,8 +168,9 @@ const ops = {
     })
     conn.write(hex(x.message))
     const data = await got
+    const echoMs = Number(process.hrtime.bigint() - start) / 1e6
     conn.destroy()
-    return { data: toHex(data), openMs, remotePublicKey: toHex(conn.remotePublicKey) }
+    return { data: toHex(data), openMs, echoMs, remotePublicKey: toHex(conn.remotePublicKey) }
   },
   async memory() {
     return { rss: process.memoryUsage().rss }
