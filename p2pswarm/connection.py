@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Protocol, runtime_checkable
 
 import anyio
@@ -270,6 +270,31 @@ class Connection(ByteStream):
                     self._raise_closed()
                 await self._receive_more()
 
+    async def receive_message(self) -> bytes:
+        """Return the next whole message: exactly what the peer's one ``send_message()``
+        (or JS ``stream.write()``) sent, never split or joined. Protocols that need message
+        boundaries (protomux) read with this only; if a ``receive()`` took part of a message
+        before, the rest of that message is returned. Raises what :meth:`receive` raises.
+        """
+        with self._receive_guard:
+            while True:
+                pending = self._pending
+                if pending:
+                    chunk = pending.popleft()
+                    offset = self._pending_offset
+                    if offset:
+                        self._pending_offset = 0
+                        return chunk[offset:]
+                    return chunk
+                if self._error is not None:
+                    error, self._error = self._error, None
+                    raise error
+                if self._ended and not self._closed:
+                    raise anyio.EndOfStream
+                if self._closed:
+                    self._raise_closed()
+                await self._receive_more()
+
     def _take_pending(self, max_bytes: int) -> bytes:
         pending = self._pending
         chunk = pending[0]
@@ -381,6 +406,41 @@ class Connection(ByteStream):
                 view = memoryview(item)
                 for start in range(0, size, _SEND_BATCH):
                     await self._write(self._machine.send(view[start : start + _SEND_BATCH]))
+        finally:
+            self._end_send_turn()
+
+    async def send_message(self, message: bytes | bytearray | memoryview) -> None:
+        """Send ``message`` as one secret-stream message (one frame): the peer's
+        :meth:`receive_message` (or JS ``'data'`` event) gets it whole. Empty messages are
+        not sent (an empty frame is a keep-alive).
+
+        :raises ~p2pswarm.errors.LocalProtocolError: it does not fit in one frame (16 MiB)
+        :raises anyio.ClosedResourceError: after ``aclose()`` or ``send_eof()``
+        :raises anyio.BrokenResourceError: the socket failed, or the peer broke the protocol
+        """
+        self._check_sendable()
+        if not message:
+            return
+        await self._take_send_turn()
+        try:
+            self._check_sendable()
+            await self._write(self._machine.send_message(message))
+        finally:
+            self._end_send_turn()
+
+    async def send_messages(self, messages: Sequence[bytes | bytearray | memoryview]) -> None:
+        """Send each of ``messages`` as one secret-stream message, in order, in a single
+        transport write: what a message protocol's writer uses to send what queued up
+        meanwhile without a system call per message. Raises what :meth:`send_message` does.
+        """
+        self._check_sendable()
+        await self._take_send_turn()
+        try:
+            self._check_sendable()
+            machine = self._machine
+            data = b"".join([machine.send_message(m) for m in messages if m])
+            if data:
+                await self._write(data)
         finally:
             self._end_send_turn()
 

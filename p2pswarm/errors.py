@@ -13,6 +13,11 @@ from __future__ import annotations
 
 __all__ = (
     "BadHandshakeReplyError",
+    "ChannelClosedError",
+    "ChannelError",
+    "ChannelOverflowError",
+    "ChannelProtocolError",
+    "CodecError",
     "CompactDecodeError",
     "DHTError",
     "DHTRPCDecodeError",
@@ -31,12 +36,17 @@ __all__ = (
     "LocalProtocolError",
     "MessageDecodeError",
     "MutablePutError",
+    "NoPeersError",
     "P2PSwarmError",
     "PeerBannedError",
     "PeerConnectionError",
     "PeerNotFoundError",
     "ProtocolError",
+    "RPCError",
+    "RateLimitedError",
+    "RemoteError",
     "RemoteProtocolError",
+    "RequestTimeoutError",
     "SeqReusedError",
     "SeqTooLowError",
     "SwarmClosedError",
@@ -86,6 +96,60 @@ class CompactDecodeError(RemoteProtocolError):
     Hyperswarm wire message): truncated, a non-canonical or out-of-range integer, an array or
     buffer above its bound, invalid UTF-8, or trailing bytes. The message is dropped.
     """
+
+
+class ChannelProtocolError(RemoteProtocolError):
+    """The peer broke protomux's framing: an open for a channel id already in use or out of
+    sequence, a reject of a channel never opened, a malformed or oversized control message, a
+    batch inside a batch, more channels or unpaired opens than the limits allow. The whole
+    connection is dropped (JS protomux destroys its stream in the same cases)."""
+
+
+class ChannelOverflowError(ChannelProtocolError):
+    """The peer sent more to channels it opened but we have not paired yet than the buffer
+    for them holds. JS protomux pauses its stream at 32 KiB; past our hard bound the
+    connection is dropped instead of buffering without end."""
+
+
+class CodecError(ChannelProtocolError):
+    """A channel message does not decode with its channel's codec (malformed or oversized
+    JSON or compact fields, trailing bytes). JS protomux destroys the stream when an
+    encoding throws; so does the Mux."""
+
+
+class ChannelError(P2PSwarmError):
+    """Base of the errors of protomux channels used by this side."""
+
+
+class ChannelClosedError(ChannelError):
+    """The channel is closed (by either side, by a reject, or with its connection): no more
+    messages go out on it."""
+
+
+class RPCError(P2PSwarmError):
+    """Base of the request/response errors of :mod:`p2pswarm.rpc`."""
+
+
+class RemoteError(RPCError):
+    """The peer's handler failed (or knows no such method): ``code`` and ``message`` are
+    what it sent back. The connection stays open."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}" if message else code)
+        self.code = code
+        self.message = message
+
+
+class NoPeersError(RPCError):
+    """No connected peer speaks the request protocol (or all were excluded)."""
+
+
+class RequestTimeoutError(RPCError):
+    """No reply arrived in time; the request's id is freed and a late reply is dropped."""
+
+
+class RateLimitedError(RemoteError):
+    """The peer refused our request because we exceeded its rate limit."""
 
 
 class HandshakeError(RemoteProtocolError):

@@ -52,6 +52,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     "p2pswarm.swarm": BASE
     | {"p2pswarm.connection", "p2pswarm.transports", "p2pswarm.networks", BACKEND_INTERFACE},
     "p2pswarm.testing": BASE | {"p2pswarm.dht", "p2pswarm.swarm"},
+    # Channels over a connection (protomux); SwarmMux shares one per swarm connection.
+    "p2pswarm.mux": BASE | {"p2pswarm.protocol", "p2pswarm.connection", "p2pswarm.swarm"},
+    # Requests and messages on mux channels, across a swarm's peers.
+    "p2pswarm.rpc": BASE | {"p2pswarm.protocol", "p2pswarm.mux", "p2pswarm.swarm"},
     # The command line, on top of everything.
     "p2pswarm.commands": BASE
     | {

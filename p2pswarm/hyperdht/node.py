@@ -334,6 +334,7 @@ class DHTRPCNode(NodeCore):
             if swap:
                 self._remove_node(old)
                 self._add_node(new)
+            self._notify()  # the row's fate is decided either way
 
         try:
             self.start_task(reping)

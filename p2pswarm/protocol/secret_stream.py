@@ -327,6 +327,26 @@ class SecretStream:
         view.release()
         return b"".join(parts)
 
+    def send_message(self, data: bytes | bytearray | memoryview) -> bytes:
+        """Encrypt ``data`` as exactly one frame, whatever ``max_send_size`` says: one
+        message of the peer's (JS ``stream.write``), which message protocols such as
+        protomux rely on. At most ``MAX_FRAME_SIZE - 17`` bytes; b"" for empty data.
+
+        :raises ~p2pswarm.errors.LocalProtocolError: ``data`` does not fit in one frame
+        """
+        pusher = self._require_pusher()
+        size = len(data)
+        if size == 0:
+            return b""
+        if size > MAX_FRAME_SIZE - ABYTES:
+            raise LocalProtocolError(
+                f"a message of {size} bytes does not fit in one frame "
+                f"(at most {MAX_FRAME_SIZE - ABYTES})"
+            )
+        self.bytes_written += size
+        ciphertext = pusher.push(data)
+        return b"".join((encode_frame_header(len(ciphertext)), ciphertext))
+
     def send_keepalive(self) -> bytes:
         """A keep-alive frame (an encrypted empty message)."""
         ciphertext = self._require_pusher().push(b"")

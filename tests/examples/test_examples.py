@@ -82,3 +82,13 @@ async def test_file_sync_example_makes_two_folders_equal(cli: Runner, tmp_path: 
 async def test_file_sync_example_refuses_a_bad_folder(cli: Runner, tmp_path: Path) -> None:
     proc = await cli.run(str(tmp_path / "missing"), "t", script=EXAMPLES / "file_sync.py")
     assert proc.process.returncode == 1 and "usage" in proc.err
+
+
+async def test_rpc_service_example_answers_a_client_that_found_it_by_topic(cli: Runner) -> None:
+    server = await cli.start("serve", "adder", script=EXAMPLES / "rpc_service.py")
+    await server.wait_for(r"server: serving 'adder'", stream="stdout")
+    client = await cli.run("call", "adder", "2", "40", script=EXAMPLES / "rpc_service.py")
+    assert client.process.returncode == 0, client.err
+    assert "client: 2 + 40 = 42" in client.out
+    assert "'served': 1" in client.out
+    assert "refused as expected: unknown-method" in client.out

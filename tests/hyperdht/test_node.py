@@ -4,6 +4,7 @@ queries with commit, the extension hook and relayed replies."""
 from __future__ import annotations
 
 import os
+from contextlib import AsyncExitStack
 
 import anyio
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from p2pswarm.errors import DHTError, DHTTimeoutError
 from p2pswarm.hyperdht import DHTRPCNode
 from p2pswarm.hyperdht.iterative import Query, auto_commit
+from p2pswarm.hyperdht.routing import RoutingNode
 from p2pswarm.hyperdht.rpc import IncomingRequest, Reply
 from p2pswarm.protocol.compact import IPv4Address
 from p2pswarm.protocol.dht_rpc import (
@@ -22,7 +24,7 @@ from p2pswarm.protocol.dht_rpc import (
     node_id,
 )
 
-from .helpers import python_network, raw_peer
+from .helpers import RawPeer, python_network, raw_peer
 
 pytestmark = pytest.mark.anyio
 
@@ -261,3 +263,35 @@ async def test_bootstrap_names_resolve_as_js_does() -> None:
             # per address.
             assert [p.address for p in node.bootstrap_peers()] == [("127.0.0.1", port)]
             assert boot.address in node.to_array()
+
+
+async def _two_in_one_row(stack: AsyncExitStack, table_id: bytes) -> tuple[RawPeer, RawPeer]:
+    """Two raw peers whose ids fall in the same row of a table with ``table_id``."""
+    rows: dict[int, RawPeer] = {}
+    for _ in range(64):
+        peer = await stack.enter_async_context(raw_peer())
+        distance = int.from_bytes(node_id(*peer.address), "big") ^ int.from_bytes(table_id, "big")
+        row = 256 - distance.bit_length()
+        if row in rows:
+            return rows[row], peer
+        rows[row] = peer
+    raise AssertionError("no two peers in one row")
+
+
+@pytest.mark.parametrize("alive", [True, pytest.param(False, marks=pytest.mark.slow)])
+async def test_a_full_row_pings_its_oldest_node_and_swaps_it_only_if_gone(alive: bool) -> None:
+    async with DHTRPCNode(host="127.0.0.1", k=1) as node, AsyncExitStack() as stack:
+        await node.fully_bootstrapped()
+        old, new = await _two_in_one_row(stack, node.table.id)
+        node.add_node(*old.address)
+        node._tick += 1  # the row's node was not pinged in this tick
+        node._add_node(RoutingNode(node_id(*new.address), *new.address))
+        ping, _ = await old.receive()
+        assert isinstance(ping, Request) and ping.command == InternalCommand.PING
+        if alive:
+            pong = Response(ping.tid, IPv4Address(*node.address), id=node_id(*old.address))
+            await old.send(pong.encode(), node.address)
+            await node.wait_until(lambda: node._repinging == 0)
+            assert node.to_array() == [old.address]
+        else:
+            await node.wait_until(lambda: node.to_array() == [new.address])

@@ -18,7 +18,7 @@
 // Usage:
 //   node js_udx_peer.js --remote-port=N --remote-ids=1,2 [--send-bytes=N] [--chunk=65536]
 //        [--order=concurrent] [--echo-messages] [--messages=N] [--destroy-after=N]
-//        [--expect-reset] [--secret=initiator|responder] [--seed=hex64]
+//        [--expect-reset] [--secret=initiator|responder] [--pattern=XX|IK] [--seed=hex64]
 //        [--remote-public-key=hex64] [--timeout-ms=30000]
 
 const crypto = require('crypto')
@@ -51,6 +51,7 @@ const args = parseArgs({
   'destroy-after': -1,
   'expect-reset': false,
   secret: '',
+  pattern: 'XX',
   seed: '',
   'remote-public-key': '',
   'timeout-ms': 30000
@@ -81,7 +82,7 @@ async function runStream(raw) {
     const keyPair = args.seed
       ? hypercoreCrypto.keyPair(Buffer.from(args.seed, 'hex'))
       : hypercoreCrypto.keyPair()
-    const opts = { keyPair }
+    const opts = { keyPair, pattern: args.pattern }
     if (args['remote-public-key']) {
       opts.remotePublicKey = Buffer.from(args['remote-public-key'], 'hex')
     }

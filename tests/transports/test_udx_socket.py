@@ -187,3 +187,45 @@ async def test_garbage_and_unknown_ids_leave_streams_unharmed() -> None:
         got_a, got_b = await exchange(a, b, b"still fine", b"yes")
         assert got_b == b"still fine" and got_a == b"yes"
         assert sb.dropped >= 2
+
+
+async def test_change_remote_moves_a_live_stream_to_another_socket() -> None:
+    ab, ba = os.urandom(1 << 20), os.urandom(1 << 20)
+    async with open_udx_socket() as sa, open_udx_socket() as sb, open_udx_socket() as sc:
+        a, b = sa.create_stream(), sb.create_stream()
+        a.connect(b.id, *sb.local_address)
+        b.connect(a.id, *sa.local_address)
+        halfway, moved = anyio.Event(), anyio.Event()
+        results: dict[str, bytes] = {}
+
+        async def reader(name: str, stream: UDXStream) -> None:
+            got = bytearray()
+            while True:
+                try:
+                    got += await stream.receive()
+                except anyio.EndOfStream:
+                    break
+                if name == "a" and len(got) >= len(ba) // 2:
+                    halfway.set()
+            results[name] = bytes(got)
+
+        async def writer(stream: UDXStream, data: bytes) -> None:
+            for i in range(0, len(data), 65536):
+                if i == len(data) // 2:
+                    await moved.wait()  # the second half only once the path has moved
+                await stream.send(data[i : i + 65536])
+            await stream.send_eof()
+
+        with anyio.fail_after(LIMIT):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(reader, "a", a)
+                tg.start_soon(reader, "b", b)
+                tg.start_soon(writer, a, ab)
+                tg.start_soon(writer, b, ba)
+                await halfway.wait()
+                # b moves to a new socket (a punched path, say); both sides learn it
+                b.change_remote(a.id, *sa.local_address, socket=sc)
+                a.change_remote(b.id, *sc.local_address)
+                moved.set()
+        assert results["b"] == ab and results["a"] == ba
+        assert sb.streams == () and b.socket is sc

@@ -12,6 +12,13 @@ data offset counts bytes between the header and the payload: zero except in MTU 
 whose padding it skips. In a SACK packet it is the length of the SACK list instead, and 0
 there means "the whole remainder" (libudx never sends SACKs with a payload).
 
+Versions: udx-native 1.21.3 (the pinned JS) and libudx HEAD ``a9af5de`` write the same header,
+types and SACK lists; what changed between them is sender-local or a leniency. HEAD's
+``mtu_probeify_packet`` check was inverted by #281 (HEAD no longer pads probes; 1.21.3 does
+and reaches MTU 1500 against us, see the interop tests), #302 made the zero-window probe a
+HEARTBEAT, and #279/#284 validate incoming SACK blocks as :mod:`.stream` does. We answer
+both probe styles (a HEARTBEAT or a duplicate DATA gets an ack).
+
 The decoder is strict where libudx is lenient (unknown type bits, a ragged SACK list): we
 accept exactly what libudx writes, and a peer that writes anything else is not libudx.
 """

@@ -7,8 +7,19 @@
 
 from __future__ import annotations
 
+from .dialer import UDXDialer, accept_udx, connect_udx
 from .faults import Faults
 from .socket import Address, MessageHandler, UDXSocket, open_udx_socket
 from .stream import UDXStream
 
-__all__ = ("Address", "Faults", "MessageHandler", "UDXSocket", "UDXStream", "open_udx_socket")
+__all__ = (
+    "Address",
+    "Faults",
+    "MessageHandler",
+    "UDXDialer",
+    "UDXSocket",
+    "UDXStream",
+    "accept_udx",
+    "connect_udx",
+    "open_udx_socket",
+)
