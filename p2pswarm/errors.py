@@ -12,6 +12,7 @@ Bad arguments at the API are not in this tree: they raise :class:`TypeError` or
 from __future__ import annotations
 
 __all__ = (
+    "BadHandshakeReplyError",
     "ChannelClosedError",
     "ChannelError",
     "ChannelOverflowError",
@@ -29,6 +30,7 @@ __all__ = (
     "HandshakeError",
     "HandshakeRefusedError",
     "HandshakeTimeoutError",
+    "HolepunchUnavailableError",
     "IdleTimeoutError",
     "InvalidRecordError",
     "KeyFileError",
@@ -39,6 +41,7 @@ __all__ = (
     "NodeInfoError",
     "P2PSwarmError",
     "PeerBannedError",
+    "PeerConnectionError",
     "PeerNotFoundError",
     "ProtocolError",
     "RPCError",
@@ -237,6 +240,21 @@ class DHTTimeoutError(DHTError):
 
 class PeerNotFoundError(DHTError):
     """No DHT node knows a record for the requested public key."""
+
+
+class PeerConnectionError(DHTError):
+    """A server was found by key but no connection came of it: every relayed handshake
+    failed, timed out or was refused (the server's firewall, an incompatible version)."""
+
+
+class BadHandshakeReplyError(PeerConnectionError):
+    """A PEER_HANDSHAKE reply that is not a REPLY from the node we asked, or whose Noise
+    message or payload does not decode: forged, replayed or garbage."""
+
+
+class HolepunchUnavailableError(PeerConnectionError):
+    """Both sides are firewalled: the connection needs hole punching or a blind relay,
+    which this node does not do yet."""
 
 
 class MessageDecodeError(DHTError):

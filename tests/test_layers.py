@@ -43,8 +43,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     # Discovery networks: the interface, then each network, then the choice among them.
     BACKEND_INTERFACE: BASE,
     "p2pswarm.dht": NETWORK,
-    # The HyperDHT-compatible network: dht-rpc nodes on the sans-IO codecs, then HyperDHT.
-    "p2pswarm.hyperdht": NETWORK | {"p2pswarm.protocol"},
+    # The HyperDHT-compatible network: dht-rpc nodes on the sans-IO codecs, then HyperDHT;
+    # connect/serve by key make Connections over UDX streams on the node's own sockets.
+    "p2pswarm.hyperdht": NETWORK
+    | {"p2pswarm.protocol", "p2pswarm.connection", "p2pswarm.transports"},
     "p2pswarm.networks": NETWORK | {"p2pswarm.dht"},
     # The swarm sees transports and networks only through the packages' interfaces.
     "p2pswarm.swarm": BASE

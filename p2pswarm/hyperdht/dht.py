@@ -16,13 +16,16 @@ from __future__ import annotations
 import contextlib
 from collections import deque
 from collections.abc import Callable, Sequence
+from types import TracebackType
 from typing import Final, Generic, NamedTuple, Self, TypeVar
 
 import anyio
 
+from ..connection import DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEPALIVE, Connection
 from ..errors import CompactDecodeError, DHTError, MutablePutError, SeqReusedError, SeqTooLowError
 from ..keys import KeyPair, check_public_key, check_topic
 from ..protocol.compact import IPv4Address
+from ..protocol.hyperdht_connect import decode_handshake
 from ..protocol.hyperdht_messages import (
     MAX_MUTABLE_VALUE_SIZE,
     MAX_VALUE_SIZE,
@@ -38,10 +41,14 @@ from ..protocol.hyperdht_messages import (
     encode_mutable_get_request,
     encode_mutable_put_request,
 )
+from ..transports.udx import UDXSocket, open_udx_socket
+from .connect import connect as _connect
 from .iterative import Commit, Query
 from .node import DHTRPCNode
 from .records import hash32, sign_announce, sign_mutable, sign_unannounce, verify_mutable
+from .router import relay_handshake
 from .rpc import Address, IncomingRequest, Reply
+from .server import ConnectionHandler, FirewallCallback, Server
 from .serving import LOOKUP_RECORDS, Request, Store
 
 __all__ = (
@@ -228,14 +235,135 @@ class HyperDHT(DHTRPCNode):
         )
         #: What this node serves to others once persistent.
         self.store = store if store is not None else Store(clock=self.clock)
+        #: The key pair :meth:`connect` uses unless given one.
+        self.default_key_pair = KeyPair.generate()
+        #: Our listening servers by ``H(public_key)``.
+        self.servers: dict[bytes, Server] = {}
+        #: Handshakes dropped as undecodable, for tests and diagnostics.
+        self.bad_handshakes = 0
+        self._sockets: contextlib.AsyncExitStack | None = None
+        self._udx_server: UDXSocket | None = None
+        self._udx_client: UDXSocket | None = None
 
     async def __aenter__(self) -> Self:
-        await super().__aenter__()
+        if self._local_address is None and self._tg is None:
+            await self._open_udx_sockets()
+        try:
+            await super().__aenter__()
+        except BaseException:
+            if self._sockets is not None:
+                await self._sockets.aclose()
+            raise
         return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        for server in list(self.servers.values()):
+            with anyio.CancelScope(shield=True):
+                await server.aclose(unannounce=False)
+        try:
+            return await super().__aexit__(exc_type, exc, tb)
+        finally:
+            if self._sockets is not None:
+                await self._sockets.aclose()
+
+    # -- sockets ----------------------------------------------------------------------------
+
+    async def _open_udx_sockets(self) -> None:
+        """Run the node on UDX sockets (instead of plain UDP endpoints): dht-rpc datagrams
+        and UDX stream packets share each socket, as in JS, so a connection's stream leaves
+        from the address the DHT saw (its relay saw). Binding follows ``UDPEndpoint.bind``:
+        the port asked, the next five, then any."""
+        stack = contextlib.AsyncExitStack()
+        await stack.__aenter__()
+        try:
+            port = self._port
+            candidates = [port] if port == 0 else [*range(port, port + 6), 0]
+            if not self._any_port:
+                candidates = [port]
+            failure: OSError | None = None
+            for candidate in candidates:
+                try:
+                    server = await stack.enter_async_context(
+                        open_udx_socket(self._host, candidate, on_message=self.datagram_received)
+                    )
+                except OSError as exc:
+                    failure = exc
+                    continue
+                break
+            else:
+                assert failure is not None
+                raise failure
+            self._udx_server = server
+            self._send = server.send_datagram
+            self._local_address = server.local_address
+            if self._two_sockets:
+                client = await stack.enter_async_context(
+                    open_udx_socket(self._host, 0, on_message=self._client_datagram)
+                )
+                self._udx_client = client
+                self._client_send = client.send_datagram
+                self._client_address = client.local_address
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._sockets = stack
+
+    def stream_socket(self, client: bool | None = None) -> UDXSocket:
+        """The socket UDX streams use (JS ``dht.socket``): the client socket while
+        firewalled, else the server socket; ``client`` picks one explicitly (the socket a
+        direct request came in on)."""
+        use_client = self.firewalled if client is None else client
+        socket = self._udx_client if use_client and self._udx_client else self._udx_server
+        if socket is None:
+            raise DHTError("this node runs on an external socket: it cannot carry UDX streams")
+        return socket
+
+    def remote_address(self) -> Address | None:
+        """Our address as others can reach it, if we are unfirewalled and our server
+        socket's port is the one they see (``dht-rpc remoteAddress()``)."""
+        public = self.public_address
+        if self.firewalled or public is None or public[1] != self.address[1]:
+            return None
+        return public
+
+    # -- connections ------------------------------------------------------------------------
+
+    async def connect(
+        self,
+        public_key: bytes,
+        *,
+        key_pair: KeyPair | None = None,
+        keepalive: float | None = DEFAULT_KEEPALIVE,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+    ) -> Connection:
+        """An encrypted connection to the server listening with ``public_key``
+        (:mod:`.connect`)."""
+        return await _connect(
+            self, public_key, key_pair=key_pair, keepalive=keepalive, idle_timeout=idle_timeout
+        )
+
+    def create_server(
+        self, handler: ConnectionHandler, *, firewall: FirewallCallback | None = None
+    ) -> Server:
+        """A server (:mod:`.server`); ``await server.listen(key_pair)`` to be reachable.
+        ``handler(connection)`` runs once per incoming connection."""
+        return Server(self, handler, firewall)
+
+    def find_peer_routes(self, target: bytes) -> Lookup[PeerReply]:
+        """Every FIND_PEER reply with a record for ``target`` (each from a routing node)."""
+        return Lookup(self, target, Command.FIND_PEER, _peer_reply)
 
     # -- serving ------------------------------------------------------------------------
 
     def on_request(self, request: IncomingRequest) -> bool:
+        if request.command == Command.PEER_HANDSHAKE:
+            self._on_peer_handshake(request)
+            return True
         from_ = request.from_
         incoming = Request(
             request.command,
@@ -250,6 +378,20 @@ class HyperDHT(DHTRPCNode):
                 reply.error, reply.value, token=reply.token, closer_nodes=reply.closer_nodes
             )
         return True
+
+    def _on_peer_handshake(self, request: IncomingRequest) -> None:
+        if request.value is None or request.target is None:
+            return
+        try:
+            hs = decode_handshake(request.value)
+        except CompactDecodeError:
+            self.bad_handshakes += 1
+            return
+        server = self.servers.get(request.target)
+        if server is not None:
+            server.on_handshake(request, hs)
+        else:
+            relay_handshake(self, request, hs)
 
     # -- topics -----------------------------------------------------------------------------
 

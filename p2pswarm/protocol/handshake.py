@@ -158,8 +158,11 @@ class NoiseHandshake:
         key_pair: KeyPair,
         remote_public_key: bytes | None = None,
         ephemeral_seed: bytes | None = None,
+        prologue: bytes = b"",
     ) -> None:
-        """``ephemeral_seed`` fixes the ephemeral key: for reproducible test vectors only."""
+        """``ephemeral_seed`` fixes the ephemeral key: for reproducible test vectors only.
+        ``prologue``: empty for the secret stream; HyperDHT's connect handshake uses
+        ``NS_PEER_HANDSHAKE``."""
         if pattern is Pattern.IK and initiator and remote_public_key is None:
             raise ValueError("an IK initiator needs the responder's public key")
         self.pattern = pattern
@@ -178,7 +181,7 @@ class NoiseHandshake:
             connection.set_as_initiator()
         else:
             connection.set_as_responder()
-        connection.set_prologue(b"")
+        connection.set_prologue(prologue)
         connection.set_keypair_from_private_bytes(Keypair.STATIC, key_pair.seed)
         if pattern is Pattern.IK and initiator:
             assert remote_public_key is not None

@@ -57,7 +57,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from ..errors import HandshakeError, LocalProtocolError, RemoteProtocolError
-from ..keys import KeyPair
+from ..keys import KeyPair, check_public_key
 
 # OpenSSL's ChaCha20 for bulk messages, libsodium below its threshold: measured about 1.3x
 # the single-process throughput of libsodium alone. ``._secretstream`` is the plain
@@ -65,6 +65,7 @@ from ..keys import KeyPair
 from ._secretstream_fast import ABYTES, HEADERBYTES, Puller, Pusher
 from .framing import MAX_FRAME_SIZE, FrameDecoder, encode_frame_header
 from .handshake import (
+    HANDSHAKE_HASH_SIZE,
     MAX_HANDSHAKE_MESSAGE,
     Hello,
     NoiseHandshake,
@@ -241,6 +242,45 @@ class SecretStream:
             self._pattern = pattern
             self.remote_public_key = self._handshake.remote_public_key
             self._write_handshake_message()
+
+    @classmethod
+    def from_handshake(
+        cls,
+        *,
+        initiator: bool,
+        key_pair: KeyPair,
+        remote_public_key: bytes,
+        handshake_hash: bytes,
+        tx: bytes,
+        rx: bytes,
+        max_frame_size: int = MAX_FRAME_SIZE,
+        max_send_size: int = DEFAULT_MAX_SEND_SIZE,
+    ) -> SecretStream:
+        """A stream whose Noise handshake ran elsewhere (HyperDHT's PEER_HANDSHAKE, relayed
+        through the DHT): it starts open, its header frame waiting in ``data_to_send()``,
+        as ``NoiseSecretStream.start(raw, {handshake})`` does in JS. No handshake runs on
+        the stream itself.
+        """
+        if len(tx) != 32 or len(rx) != 32 or len(handshake_hash) != HANDSHAKE_HASH_SIZE:
+            raise ValueError("split keys are 32 bytes and the handshake hash 64")
+        stream = cls(
+            initiator=False,
+            key_pair=key_pair,
+            max_frame_size=max_frame_size,
+            max_send_size=max_send_size,
+        )
+        stream.is_initiator = initiator
+        stream.remote_public_key = check_public_key(remote_public_key, "remote public key")
+        stream.handshake_hash = handshake_hash
+        stream._pattern = Pattern.IK
+        stream._rx = rx
+        stream._pusher = Pusher(tx)
+        stream._outgoing += encode_frame_header(HEADER_FRAME_SIZE)
+        stream._outgoing += stream_id(handshake_hash, initiator)
+        stream._outgoing += stream._pusher.header
+        stream._decoder.max_frame_size = max_frame_size
+        stream.state = StreamState.OPEN
+        return stream
 
     # -- properties -------------------------------------------------------------------------
 

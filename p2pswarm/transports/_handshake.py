@@ -43,6 +43,7 @@ __all__ = (
     "accept_handshake",
     "check_times",
     "initiate_handshake",
+    "start_connection",
     "stream_address",
 )
 
@@ -244,6 +245,38 @@ async def accept_handshake(
         keepalive=keepalive,
         idle_timeout=idle_timeout,
     )
+
+
+async def start_connection(
+    stream: ByteStream,
+    machine: SecretStream,
+    *,
+    remote_address: tuple[str, int],
+    relayed: bool = False,
+    keepalive: float | None = DEFAULT_KEEPALIVE,
+    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+) -> Connection:
+    """A Connection over ``stream`` for a machine whose handshake already completed
+    elsewhere (:meth:`SecretStream.from_handshake`: HyperDHT's relayed PEER_HANDSHAKE).
+    Our header frame goes out now; the peer's is read by the first ``receive()``.
+    On failure the stream is closed."""
+    check_times(keepalive=keepalive, idle_timeout=idle_timeout)
+    try:
+        connection = Connection(
+            stream,
+            machine,
+            remote_address=remote_address,
+            keepalive=keepalive,
+            idle_timeout=idle_timeout,
+            relayed=relayed,
+        )
+        await stream.send(machine.data_to_send())
+    except BaseException:
+        machine.close()
+        with anyio.CancelScope(shield=True):
+            await anyio.aclose_forcefully(stream)
+        raise
+    return connection
 
 
 #: Incoming handshakes in progress at once on one listener. A stranger can open sockets and

@@ -19,7 +19,8 @@
 //   immutablePut {value} -> {hash}    immutableGet {hash} -> {value} or null
 //   tables {host, port} -> for each node, whether its routing table holds host:port
 //   bench {op, topic, seed, count} -> one latency in ms per run
-//   memory -> {rss}   stop -> exits 0
+//   listen {seed} -> {publicKey}: an echo server    memory -> {rss}   stop -> exits 0
+//   connect {publicKey, seed, message} -> {data, openMs, echoMs}: the first data echoed back
 // All binary values are hex. It exits by itself after --timeout-ms.
 
 const DHT = require('hyperdht')
@@ -43,6 +44,7 @@ const peerJson = (p) => ({
 
 const nodes = []
 let client = null
+const servers = []
 
 async function start() {
   const size = Number(args.testnet || args.nodes || 0)
@@ -141,12 +143,42 @@ const ops = {
     }
     return { ms }
   },
+  async listen(dht, x) {
+    // an echo server: every message comes back
+    const server = dht.createServer((conn) => {
+      conn.on('data', (d) => conn.write(d))
+      conn.on('error', () => {})
+    })
+    await server.listen(DHT.keyPair(hex(x.seed)))
+    servers.push(server)
+    return { publicKey: toHex(server.publicKey) }
+  },
+  async connect(dht, x) {
+    // connect by key, send one message, return the first data that comes back
+    const start = process.hrtime.bigint()
+    const conn = dht.connect(hex(x.publicKey), { keyPair: DHT.keyPair(hex(x.seed)) })
+    await new Promise((resolve, reject) => {
+      conn.once('open', resolve)
+      conn.once('error', reject)
+    })
+    const openMs = Number(process.hrtime.bigint() - start) / 1e6
+    const got = new Promise((resolve, reject) => {
+      conn.once('data', resolve)
+      conn.once('error', reject)
+    })
+    conn.write(hex(x.message))
+    const data = await got
+    const echoMs = Number(process.hrtime.bigint() - start) / 1e6
+    conn.destroy()
+    return { data: toHex(data), openMs, echoMs, remotePublicKey: toHex(conn.remotePublicKey) }
+  },
   async memory() {
     return { rss: process.memoryUsage().rss }
   }
 }
 
 async function stop(code) {
+  for (const s of servers) await s.close()
   if (client) await client.destroy()
   for (let i = nodes.length - 1; i >= 0; i--) await nodes[i].destroy()
   process.exit(code)

@@ -1,0 +1,73 @@
+"""What connecting and serving need of their HyperDHT node, as a Protocol.
+
+:mod:`.connect`, :mod:`.server` and :mod:`.router` take the node as a :class:`ConnectHost`
+instead of importing :class:`~.dht.HyperDHT`, which imports them: no import circle, and the
+parts of the node they touch are listed in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, Protocol
+
+from ..keys import KeyPair
+from ..transports.udx import UDXSocket
+from .rpc import Address, Reply
+from .serving import Store
+
+__all__ = ("ConnectHost", "Route", "RouteLookup")
+
+
+class Route(Protocol):
+    """A FIND_PEER reply naming a node that routes for a server."""
+
+    @property
+    def public_key(self) -> bytes: ...
+
+    @property
+    def from_address(self) -> Address: ...
+
+
+class RouteLookup(Protocol):
+    def __aiter__(self) -> AsyncIterator[Route]: ...
+
+    def cancel(self) -> None: ...
+
+
+class ConnectHost(Protocol):
+    store: Store
+    #: Listening servers by ``H(public_key)`` (values: :class:`~.server.Server`).
+    servers: dict[bytes, Any]
+    default_key_pair: KeyPair
+    firewalled: bool
+    clock: Callable[[], float]
+
+    @property
+    def closed(self) -> bool: ...
+
+    def start_task(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> None: ...
+
+    def remote_address(self) -> Address | None: ...
+
+    def stream_socket(self, client: bool | None = None) -> UDXSocket: ...
+
+    def find_peer_routes(self, target: bytes) -> RouteLookup: ...
+
+    async def request(
+        self,
+        to: Address,
+        command: int,
+        *,
+        target: bytes | None = None,
+        value: bytes | None = None,
+        retries: int = ...,
+        from_client: bool | None = None,
+    ) -> Reply: ...
+
+    async def ping(self, to: Address, *, retries: int = ...) -> Reply: ...
+
+    async def announce(
+        self, topic: bytes, key_pair: KeyPair, relay_addresses: Any = ()
+    ) -> list[Address]: ...
+
+    async def unannounce(self, topic: bytes, key_pair: KeyPair) -> None: ...

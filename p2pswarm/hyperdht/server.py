@@ -1,0 +1,402 @@
+"""A HyperDHT server: reachable by its public key (``hyperdht/lib/server.js``).
+
+``server = dht.create_server(handler)``; ``await server.listen(key_pair)`` announces the
+server at ``H(public_key)`` (signed ANNOUNCEs, which the closest nodes keep as a *route*:
+the address we announced from) and keeps it announced. A client's PEER_HANDSHAKE reaches us
+relayed by one of those nodes (or directly, when it asks us): we read its Noise IK message
+(prologue ``NS_PEER_HANDSHAKE``), ask ``firewall(remote_public_key, payload, address)``
+(True refuses, as in JS), create a UDX stream on the DHT's socket and answer with our
+payload: firewall type, addresses, the stream's id. Then the path (§4.3):
+
+* the client is OPEN, or asked us directly: we connect our stream to its address now;
+* we are OPEN: the client connects to us; its first packet (any address that knows the
+  stream id: the secret stream authenticates the rest) connects our stream;
+* neither: hole punching. Not done yet: :meth:`Server._holepunch` is the hook; the
+  state just expires, and the client's connect raises
+  :class:`~p2pswarm.errors.HolepunchUnavailableError`.
+
+Once the stream is connected, the secret stream starts from the handshake's keys (no
+second handshake) and ``handler(connection)`` runs in a task; the connection is closed
+when it returns.
+
+State: one entry per distinct first Noise message, kept ``HANDSHAKE_CLEAR_WAIT`` (10 s) so
+that a retransmitted request (the client resends, the relay re-forwards) gets the same
+answer and the same stream. At most :data:`MAX_HANDSHAKES` entries: a flood of valid
+handshakes (anyone who knows our key can make them) evicts the oldest, and with each its
+stream (and the connection task on it) unless the client's packets have reached it;
+undecryptable messages cost one failed DH and no state at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Final, TypeAlias
+
+import anyio
+
+from ..connection import Connection
+from ..errors import CompactDecodeError, DHTError, HandshakeError
+from ..keys import KeyPair
+from ..protocol.compact import IPv4Address
+from ..protocol.handshake import NoiseHandshake, Pattern
+from ..protocol.hyperdht_connect import (
+    Firewall,
+    Handshake,
+    HandshakeMode,
+    HolepunchInfo,
+    NoisePayload,
+    PayloadError,
+    UDXInfo,
+    decode_noise_payload,
+    encode_handshake,
+    encode_noise_payload,
+)
+from ..protocol.secret_stream import SecretStream
+from ..transports._handshake import start_connection
+from ..transports.udx import UDXStream
+from .host import ConnectHost
+from .records import NS_PEER_HANDSHAKE, hash32
+from .rpc import Address, IncomingRequest
+
+__all__ = (
+    "ANNOUNCE_PING_INTERVAL",
+    "HANDSHAKE_CLEAR_WAIT",
+    "MAX_HANDSHAKES",
+    "ConnectionHandler",
+    "Firewall",
+    "FirewallCallback",
+    "Server",
+)
+
+logger = logging.getLogger(__name__)
+
+#: Seconds a handshake's state (and its unconnected stream) is kept (JS: 10 s).
+HANDSHAKE_CLEAR_WAIT: Final = 10.0
+#: Handshake states kept at most (a flood evicts the oldest).
+MAX_HANDSHAKES: Final = 256
+#: Seconds between checks that the nodes holding our route still answer (JS: 3 s).
+ANNOUNCE_PING_INTERVAL: Final = 3.0
+#: Checks between full re-announces (JS: 100 rounds, about 5 minutes).
+REANNOUNCE_ROUNDS: Final = 100
+
+ConnectionHandler: TypeAlias = Callable[[Connection], Awaitable[None]]
+#: ``firewall(remote_public_key, payload, client_address)``: True refuses the client.
+FirewallCallback: TypeAlias = Callable[[bytes, NoisePayload, Address], bool | Awaitable[bool]]
+
+
+class _Pending:
+    __slots__ = ("created", "reply", "stream")
+
+    def __init__(self, created: float, reply: bytes | None, stream: UDXStream | None) -> None:
+        self.created = created
+        self.reply = reply
+        self.stream = stream
+
+
+class Server:
+    """One listening key on a :class:`~.dht.HyperDHT` (see the module docstring)."""
+
+    def __init__(
+        self,
+        dht: ConnectHost,
+        handler: ConnectionHandler,
+        firewall: FirewallCallback | None = None,
+    ) -> None:
+        self.dht = dht
+        self.handler = handler
+        self.firewall = firewall
+        self.key_pair: KeyPair | None = None
+        self.target: bytes | None = None
+        #: The nodes that took our last announce (they route handshakes to us).
+        self.relays: list[Address] = []
+        self.closed = False
+        #: Counters for tests and diagnostics.
+        self.stats: dict[str, int] = {
+            "handshakes": 0,
+            "retransmits": 0,
+            "bad_noise": 0,
+            "bad_payload": 0,
+            "refused": 0,
+            "evicted": 0,
+            "connections": 0,
+        }
+        self._pending: OrderedDict[bytes, _Pending] = OrderedDict()
+        self._scopes: set[anyio.CancelScope] = set()
+        self._announced = anyio.Event()
+
+    @property
+    def public_key(self) -> bytes | None:
+        return self.key_pair.public_key if self.key_pair else None
+
+    @property
+    def pending_handshakes(self) -> int:
+        return len(self._pending)
+
+    # -- life ---------------------------------------------------------------------------
+
+    async def listen(self, key_pair: KeyPair) -> None:
+        """Register for ``H(public_key)`` and announce there; returns once announced."""
+        if self.key_pair is not None or self.closed:
+            raise DHTError("a server listens once")
+        target = hash32(key_pair.public_key)
+        if target in self.dht.servers:
+            raise DHTError("another server listens on this key pair")
+        self.key_pair, self.target = key_pair, target
+        self.dht.servers[target] = self
+        self.relays = await self.dht.announce(target, key_pair)
+        self._announced.set()
+        self._run(self._keep_announced)
+
+    async def aclose(self, *, unannounce: bool = True) -> None:
+        """Stop answering, unannounce (bounded; not when the node itself shuts down),
+        close every connection this server made."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.target is not None and self.dht.servers.get(self.target) is self:
+            del self.dht.servers[self.target]
+        for scope in list(self._scopes):
+            scope.cancel()
+        for pending in self._pending.values():
+            _drop(pending)
+        self._pending.clear()
+        if unannounce and self.key_pair and self.target is not None and not self.dht.closed:
+            with anyio.move_on_after(3.0), contextlib.suppress(DHTError):
+                await self.dht.unannounce(self.target, self.key_pair)
+
+    async def __aenter__(self) -> Server:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def _run(self, fn: Callable[[], Awaitable[None]]) -> None:
+        async def task() -> None:
+            with anyio.CancelScope() as scope:
+                self._scopes.add(scope)
+                try:
+                    await fn()
+                finally:
+                    self._scopes.discard(scope)
+
+        if not self.closed and not self.dht.closed:
+            self.dht.start_task(task)
+
+    async def _keep_announced(self) -> None:
+        """Ping the nodes holding our route; re-announce when fewer answer, and in full
+        every REANNOUNCE_ROUNDS (``announcer.js``)."""
+        assert self.key_pair is not None and self.target is not None
+        rounds = 0
+        while not self.closed:
+            await anyio.sleep(ANNOUNCE_PING_INTERVAL)
+            rounds += 1
+            alive = 0
+            for relay in list(self.relays)[:3]:
+                with contextlib.suppress(DHTError):
+                    await self.dht.ping(relay, retries=1)
+                    alive += 1
+            if rounds >= REANNOUNCE_ROUNDS or alive < min(3, len(self.relays)) or not self.relays:
+                rounds = 0
+                with contextlib.suppress(DHTError):
+                    self.relays = await self.dht.announce(self.target, self.key_pair)
+
+    # -- handshakes ---------------------------------------------------------------------
+
+    def on_handshake(self, request: IncomingRequest, hs: Handshake) -> None:
+        """A PEER_HANDSHAKE for us: FROM_CLIENT (asked directly), FROM_RELAY or
+        FROM_SECOND_RELAY (through a node with our route). Never raises."""
+        if self.closed or self.key_pair is None or not hs.noise:
+            return
+        mode = hs.mode
+        if mode not in (
+            HandshakeMode.FROM_CLIENT,
+            HandshakeMode.FROM_RELAY,
+            HandshakeMode.FROM_SECOND_RELAY,
+        ):
+            return
+        if mode == HandshakeMode.FROM_SECOND_RELAY and hs.relay_address is None:
+            return
+        direct = hs.peer_address is None
+        peer = hs.peer_address
+        client = (peer.host, peer.port) if peer is not None else request.from_.address
+        now = self.dht.clock()
+        self._expire(now)
+        pending = self._pending.get(hs.noise)
+        if pending is not None:
+            self.stats["retransmits"] += 1
+            if pending.reply is not None:
+                self._answer(request, hs, pending.reply)
+            return
+        noise = NoiseHandshake(
+            Pattern.IK, initiator=False, key_pair=self.key_pair, prologue=NS_PEER_HANDSHAKE
+        )
+        try:
+            payload = decode_noise_payload(noise.read_message(hs.noise))
+        except HandshakeError:
+            self.stats["bad_noise"] += 1
+            return
+        except CompactDecodeError:
+            self.stats["bad_payload"] += 1
+            return
+        assert noise.remote_public_key is not None
+        self.stats["handshakes"] += 1
+        pending = _Pending(now, None, None)
+        self._remember(hs.noise, pending)
+        verdict = (
+            self.firewall(noise.remote_public_key, payload, client) if self.firewall else False
+        )
+        if inspect.isawaitable(verdict):
+            awaitable = verdict
+
+            async def later() -> None:
+                refused = await awaitable
+                self._accept(request, hs, noise, payload, pending, client, direct, bool(refused))
+
+            self._run(later)
+            return
+        self._accept(request, hs, noise, payload, pending, client, direct, bool(verdict))
+
+    def _accept(
+        self,
+        request: IncomingRequest,
+        hs: Handshake,
+        noise: NoiseHandshake,
+        payload: NoisePayload,
+        pending: _Pending,
+        client: Address,
+        direct: bool,
+        refused: bool,
+    ) -> None:
+        if refused:
+            self.stats["refused"] += 1
+            return  # silence, as JS: the client's request times out
+        if self.closed:
+            return
+        if payload.version != 1:
+            error = PayloadError.VERSION_MISMATCH
+        elif payload.udx is None:
+            error = PayloadError.ABORTED
+        else:
+            error = PayloadError.NONE
+        dht = self.dht
+        ours = dht.remote_address()
+        socket = dht.stream_socket(request.client if direct else None)
+        stream = socket.create_stream() if error == PayloadError.NONE else None
+        holepunch = None
+        if ours is None:
+            holepunch = HolepunchInfo(0, ())
+        reply_payload = NoisePayload(
+            error=error,
+            firewall=Firewall.OPEN if ours is not None else Firewall.UNKNOWN,
+            holepunch=holepunch,
+            addresses4=(IPv4Address(*ours),) if ours is not None else (),
+            udx=UDXInfo(stream.id if stream is not None else 0),
+            secret_stream=1,
+        )
+        try:
+            message = noise.write_message(encode_noise_payload(reply_payload))
+        except HandshakeError:
+            if stream is not None:
+                stream.destroy()
+            return
+        pending.reply = message
+        pending.stream = stream
+        self._answer(request, hs, message)
+        if stream is None or payload.udx is None:
+            return
+        assert noise.remote_public_key is not None
+        machine = SecretStream.from_handshake(
+            initiator=False,
+            key_pair=self.key_pair,  # type: ignore[arg-type]
+            remote_public_key=noise.remote_public_key,
+            handshake_hash=noise.handshake_hash,
+            tx=noise.tx,
+            rx=noise.rx,
+        )
+        remote_id = payload.udx.id
+        if payload.firewall == Firewall.OPEN or direct:
+            stream.connect(remote_id, *client)
+            self._serve(stream, machine, client)
+            return
+
+        # The client connects to us (we are OPEN, or it sees no way to punch us): its first
+        # packet names its path, as the JS server's raw-stream firewall hook does.
+        def adopt(s: UDXStream, address: Address) -> bool:
+            if not 0 < address[1] < 65536:
+                return True
+            s.connect(remote_id, *address)
+            self._serve(s, machine, address)
+            return False
+
+        stream.firewall = adopt
+        if ours is None:
+            self._holepunch(stream, machine, payload, client)
+
+    def _holepunch(
+        self, stream: UDXStream, machine: SecretStream, payload: NoisePayload, client: Address
+    ) -> None:
+        """Hook for PEER_HOLEPUNCH (the next step): we are firewalled, so a client that can
+        punch will send PEER_HOLEPUNCH rounds next; the punched path would connect
+        ``stream`` through its firewall hook. Until then the stream only adopts a client
+        that reaches us directly, and is dropped with the handshake's state."""
+
+    def _serve(self, stream: UDXStream, machine: SecretStream, address: Address) -> None:
+        self.stats["connections"] += 1
+
+        async def run() -> None:
+            try:
+                connection = await start_connection(stream, machine, remote_address=address)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, DHTError, OSError):
+                return
+            try:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(connection.run_keepalive)
+                    await self.handler(connection)
+                    tg.cancel_scope.cancel()
+            except Exception:
+                logger.exception("a connection handler failed")
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await connection.aclose()
+
+        self._run(run)
+
+    def _answer(self, request: IncomingRequest, hs: Handshake, message: bytes) -> None:
+        if hs.mode == HandshakeMode.FROM_CLIENT:
+            value = encode_handshake(Handshake(HandshakeMode.REPLY, message))
+            request.send_reply(0, value, token=False, closer_nodes=False)
+        elif hs.mode == HandshakeMode.FROM_RELAY:
+            value = encode_handshake(Handshake(HandshakeMode.FROM_SERVER, message, hs.peer_address))
+            request.relay(value, request.from_.address)
+        elif hs.relay_address is not None:
+            value = encode_handshake(Handshake(HandshakeMode.FROM_SERVER, message, hs.peer_address))
+            request.relay(value, (hs.relay_address.host, hs.relay_address.port))
+
+    def _remember(self, key: bytes, pending: _Pending) -> None:
+        while len(self._pending) >= MAX_HANDSHAKES:
+            _, old = self._pending.popitem(last=False)
+            self.stats["evicted"] += 1
+            _drop(old)
+        self._pending[key] = pending
+
+    def _expire(self, now: float) -> None:
+        while self._pending:
+            key, oldest = next(iter(self._pending.items()))
+            if now - oldest.created < HANDSHAKE_CLEAR_WAIT:
+                return
+            del self._pending[key]
+            _drop(oldest)
+
+
+def _drop(pending: _Pending) -> None:
+    """Forget a handshake: its stream goes too unless the client has reached it (a
+    connection whose peer never sent a packet is a flood's, or a lost one)."""
+    stream = pending.stream
+    if stream is None or stream.closed:
+        return
+    if not stream.connected or stream.machine.stats.packets_received == 0:
+        stream.destroy()
