@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+from collections import Counter
 from typing import Any
 
 import anyio
@@ -111,6 +112,17 @@ class GCWatch:
             if links
             else None,
         }
+
+
+def census() -> Counter[str]:
+    """Tracked objects by type name (``--gc-census``)."""
+    return Counter(type(o).__qualname__ for o in gc.get_objects())
+
+
+def diff(before: Counter[str], after: Counter[str], top: int = 30) -> dict[str, int]:
+    added = after.copy()
+    added.subtract(before)
+    return dict(added.most_common(top))
 
 
 def r1(x: float | None) -> float | None:
@@ -205,6 +217,7 @@ async def mesh(
     bootstrap_all_ms = now_ms() - tb
     rss_baseline = rss_mib(collect=True)
     tracked_baseline = len(gc.get_objects())
+    census0 = census() if args.gc_census else None
 
     watch = MeshWatch(swarms)
     for swarm in swarms:
@@ -278,6 +291,7 @@ async def mesh(
         gc_watch.active = False
         gc.callbacks.remove(gc_watch)
         tracked_at_mark = len(gc.get_objects())
+        census1 = census() if args.gc_census else None
         counts_at_mark = [len(s.connections) for s in swarms]
         rss_at_mark = rss_mib()
 
@@ -337,7 +351,8 @@ async def mesh(
             if cpu_ms_at_last_change_stop is None or not last_change_at_stop
             else round(cpu_ms_at_last_change_stop / last_change_at_stop, 2),
         },
-        "gc": gc_watch.report(tracked_baseline, tracked_at_mark, links_at_mark),
+        "gc": gc_watch.report(tracked_baseline, tracked_at_mark, links_at_mark)
+        | ({} if census0 is None or census1 is None else {"added_by_type": diff(census0, census1)}),
         "t_first_all_ms": r1(watch.marks["t_first_all_ms"]),
         "t50_ms": r1(watch.marks["t50_ms"]),
         "t90_ms": r1(watch.marks["t90_ms"]),
@@ -378,6 +393,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--settle", type=float, default=3000, help="ms")
     parser.add_argument("--stagger", type=float, default=0, help="ms between joins")
     parser.add_argument("--stable-ms", type=float, default=10000)
+    parser.add_argument(
+        "--gc-census", action="store_true", help="add the tracked objects the mesh added, by type"
+    )
     add_backend_argument(parser)
     args = parser.parse_args(argv)
     if args.n < 2 or args.nodes < 1:
