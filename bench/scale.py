@@ -36,7 +36,9 @@ One JSON line on stdout, with the anchor's keys.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
+from collections import Counter
 from typing import Any
 
 import anyio
@@ -73,6 +75,54 @@ def swarm_limits(swarm: Swarm) -> dict[str, Any]:
         "max_client": str(get("max_client", "max_client_connections")),
         "max_server": str(get("max_server", "max_server_connections")),
     }
+
+
+class GCWatch:
+    """Python's garbage collector while meshing, from ``gc.callbacks``: collections per
+    generation, total and longest pause, objects tracked at the end."""
+
+    def __init__(self) -> None:
+        self.counts = [0, 0, 0]
+        self.pause_ms = 0.0
+        self.max_pause_ms = 0.0
+        self._started: float | None = None
+        self.active = False
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if not self.active:
+            return
+        if phase == "start":
+            self._started = now_ms()
+        elif self._started is not None:
+            pause = now_ms() - self._started
+            self._started = None
+            self.counts[info["generation"]] += 1
+            self.pause_ms += pause
+            self.max_pause_ms = max(self.max_pause_ms, pause)
+
+    def report(self, baseline: int, tracked: int, links: float) -> dict[str, Any]:
+        return {
+            "collections": self.counts,
+            "pause_ms": round(self.pause_ms, 1),
+            "max_pause_ms": round(self.max_pause_ms, 1),
+            "tracked_objects_at_mark": tracked,
+            "tracked_objects_before_join": baseline,
+            # what the mesh added (connections, their tasks, DHT state), per connection end
+            "added_per_connection_end": round((tracked - baseline) / (2 * links), 1)
+            if links
+            else None,
+        }
+
+
+def census() -> Counter[str]:
+    """Tracked objects by type name (``--gc-census``)."""
+    return Counter(type(o).__qualname__ for o in gc.get_objects())
+
+
+def diff(before: Counter[str], after: Counter[str], top: int = 30) -> dict[str, int]:
+    added = after.copy()
+    added.subtract(before)
+    return dict(added.most_common(top))
 
 
 def r1(x: float | None) -> float | None:
@@ -166,6 +216,8 @@ async def mesh(
     swarms = await pool.start(n, bootstrap=bootstrap, host="127.0.0.1")
     bootstrap_all_ms = now_ms() - tb
     rss_baseline = rss_mib(collect=True)
+    tracked_baseline = len(gc.get_objects())
+    census0 = census() if args.gc_census else None
 
     watch = MeshWatch(swarms)
     for swarm in swarms:
@@ -184,8 +236,11 @@ async def mesh(
     refresh_start_ms: float | None = None
     stop_reason: str | None = None
 
+    gc_watch = GCWatch()
+    gc.callbacks.append(gc_watch)
     async with anyio.create_task_group() as bench_tg:
         bench_tg.start_soon(poll)
+        gc_watch.active = True
         watch.cpu0 = cpu_ms()
         t0 = watch.t0 = now_ms()
 
@@ -233,6 +288,10 @@ async def mesh(
         cpu_ms_at_last_change_stop = watch.cpu_ms_at_last_change
         stop_ms = now_ms() - t0
         cpu_ms_to_stop = cpu_ms() - watch.cpu0
+        gc_watch.active = False
+        gc.callbacks.remove(gc_watch)
+        tracked_at_mark = len(gc.get_objects())
+        census1 = census() if args.gc_census else None
         counts_at_mark = [len(s.connections) for s in swarms]
         rss_at_mark = rss_mib()
 
@@ -292,6 +351,8 @@ async def mesh(
             if cpu_ms_at_last_change_stop is None or not last_change_at_stop
             else round(cpu_ms_at_last_change_stop / last_change_at_stop, 2),
         },
+        "gc": gc_watch.report(tracked_baseline, tracked_at_mark, links_at_mark)
+        | ({} if census0 is None or census1 is None else {"added_by_type": diff(census0, census1)}),
         "t_first_all_ms": r1(watch.marks["t_first_all_ms"]),
         "t50_ms": r1(watch.marks["t50_ms"]),
         "t90_ms": r1(watch.marks["t90_ms"]),
@@ -332,6 +393,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--settle", type=float, default=3000, help="ms")
     parser.add_argument("--stagger", type=float, default=0, help="ms between joins")
     parser.add_argument("--stable-ms", type=float, default=10000)
+    parser.add_argument(
+        "--gc-census", action="store_true", help="add the tracked objects the mesh added, by type"
+    )
     add_backend_argument(parser)
     args = parser.parse_args(argv)
     if args.n < 2 or args.nodes < 1:

@@ -79,12 +79,18 @@ class Slot(Generic[C]):
 
 
 class ConnectionSet(Generic[C]):
-    """Slots by remote public key, with counts by direction and state."""
+    """Slots by remote public key, with counts by direction and state.
 
-    __slots__ = ("_slots",)
+    The count of dialled slots is kept as slots come and go (a slot's direction never
+    changes), so the pool's limit checks on every dial decision are O(1), not a walk over
+    every connection.
+    """
+
+    __slots__ = ("_initiated", "_slots")
 
     def __init__(self) -> None:
         self._slots: dict[bytes, Slot[C]] = {}
+        self._initiated = 0
 
     def get(self, remote_key: bytes) -> Slot[C] | None:
         """The current slot for ``remote_key``, or None."""
@@ -95,14 +101,17 @@ class ConnectionSet(Generic[C]):
         previous = self._slots.get(remote_key)
         if previous is not None:
             previous.superseded = True
+            self._initiated -= previous.is_initiator
         slot: Slot[C] = Slot(remote_key, is_initiator)
         self._slots[remote_key] = slot
+        self._initiated += is_initiator
         return slot
 
     def release(self, slot: Slot[C]) -> bool:
         """Remove ``slot`` if it is still the current one for its key; True if removed."""
         if self._slots.get(slot.remote_key) is slot:
             del self._slots[slot.remote_key]
+            self._initiated -= slot.is_initiator
             return True
         return False
 
@@ -117,6 +126,11 @@ class ConnectionSet(Generic[C]):
 
     def count(self, *, is_initiator: bool | None = None, pending: bool | None = None) -> int:
         """How many slots match: by direction (None: both) and state (None: both)."""
+        if pending is None:
+            if is_initiator is None:
+                return len(self._slots)
+            initiated = self._initiated
+            return initiated if is_initiator else len(self._slots) - initiated
         return sum(
             1
             for slot in self._slots.values()

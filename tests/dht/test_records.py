@@ -167,3 +167,26 @@ def test_any_single_byte_change_breaks_the_record(data: st.DataObject) -> None:
     encoded[index] ^= data.draw(st.integers(1, 255))
     with pytest.raises(InvalidRecordError):
         decode_record(bytes(encoded))
+
+
+def test_a_remembered_signature_never_covers_a_changed_record() -> None:
+    good = make(seq=99)
+    decode_record(good)  # verified, so remembered
+    decode_record(good)  # and accepted again from memory
+    for position in (-1, 40):  # the signature, then a signed byte (the public key)
+        data = bytearray(good)
+        data[position] ^= 1
+        with pytest.raises(InvalidRecordError, match="signature"):
+            decode_record(bytes(data))
+
+
+def test_remembered_signatures_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import p2pswarm.dht.records as records
+
+    monkeypatch.setattr(records, "_VERIFIED", {})
+    monkeypatch.setattr(records, "_VERIFIED_MAX", 8)
+    for seq in range(20):
+        decode_record(make(seq=seq))
+    assert len(records._VERIFIED) == 8
+    decode_unannounce(create_unannounce(KEY, TOPIC, seq=3).encode())
+    assert len(records._VERIFIED) == 8

@@ -80,3 +80,22 @@ def test_counts_by_direction_and_state() -> None:
     out_open.retired = True
     assert not out_open.is_open
     assert {s.remote_key for s in conns} == {b"\x02" * 32, b"\x03" * 32, b"\x04" * 32}
+
+
+def test_counts_by_direction_follow_every_claim_and_release() -> None:
+    import random
+
+    rng = random.Random(5)
+    slots: ConnectionSet[object] = ConnectionSet()
+    keys = [bytes([i]) * 32 for i in range(6)]
+    held = []
+    for _ in range(400):
+        if held and rng.random() < 0.4:
+            slots.release(held.pop(rng.randrange(len(held))))  # maybe a superseded one
+        else:
+            held.append(slots.claim(rng.choice(keys), is_initiator=rng.random() < 0.5))
+        current = [s for s in held if slots.get(s.remote_key) is s]
+        for direction in (True, False):
+            expected = sum(1 for s in current if s.is_initiator == direction)
+            assert slots.count(is_initiator=direction) == expected
+        assert slots.count() == len(slots) == len(current)
