@@ -186,6 +186,12 @@ class RPC:
             del self._attached[peer.public_key]
         self._changed.set()
 
+    def _request_done(self, peer: RPCPeer, *, ok: bool) -> None:
+        """Count a finished request in ``swarm.stats.peers`` (requests_ok/requests_failed),
+        which outlive the connection (and, with a peer book, the process)."""
+        if self.swarm is not None:
+            self.swarm.stats.per_peer.request_done(peer.public_key, ok=ok)
+
     def _ban(self, peer: RPCPeer) -> None:
         """A flooding peer: banned through the swarm (when there is one) and disconnected."""
         key = peer.public_key
