@@ -303,3 +303,31 @@ async def test_request_outcomes_are_counted_in_swarm_stats_peers() -> None:
         # the answering side made no requests of its own
         back = swarms[1].stats.peers[swarms[0].key_pair.public_key]
         assert (back.requests_ok, back.requests_failed) == (0, 0)
+
+
+async def test_peer_changes_are_reported_and_a_failing_callback_is_contained() -> None:
+    async with mux_pair() as (a, b, tg, _):
+        client, server = RPC(), RPC()
+        seen: list[int] = []
+        closed = anyio.Event()
+
+        def broken() -> None:
+            raise RuntimeError("an app bug")
+
+        def note() -> None:
+            seen.append(len(server.peers))
+            if seen[-1] == 0:
+                closed.set()
+
+        server.on_peers_changed(broken)
+        server.on_peers_changed(note)
+        client.attach(a)
+        to_client = server.attach(b)
+        tg.start_soon(a.run)
+        tg.start_soon(b.run)
+        with anyio.fail_after(TIMEOUT):
+            await server.wait_for_peers(1)
+            assert seen == [1]
+            to_client.channel.close()
+            await closed.wait()
+        assert seen == [1, 0]
