@@ -226,6 +226,8 @@ class Connection(ByteStream):
         now = self._clock()
         self._last_sent = now
         self._last_received = now
+        #: When receive()'s last socket read ended (see _receive_more).
+        self._read_ended = now
         self._on_events(initial_events)
 
     # -- identity ---------------------------------------------------------------------------
@@ -404,11 +406,17 @@ class Connection(ByteStream):
                 self._waiting = False
                 self._reader = _NOBODY
         else:
+            # Idle time is counted while someone reads: the time since the last read ended
+            # (an application busy writing, say) is not silence from the peer, whose
+            # keep-alives may be waiting in the socket. Without this, the first receive()
+            # after a long send-only phase failed at once, before reading what had arrived.
+            self._last_received += self._clock() - self._read_ended
             self._reader = _APPLICATION
             try:
                 chunk = await self._read_socket_with_timers(keepalive, idle_timeout)
             finally:
                 self._reader = _NOBODY
+                self._read_ended = self._clock()
         self._on_chunk(chunk)
         await self._after_chunk()
 

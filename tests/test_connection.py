@@ -380,6 +380,22 @@ async def test_idle_timeout_closes_a_silent_peer(anyio_streams: bool) -> None:
             await initiator.receive()
 
 
+@pytest.mark.parametrize("anyio_streams", [False, True], ids=["own-stream", "anyio-stream"])
+async def test_time_spent_not_reading_is_not_idle_time(anyio_streams: bool) -> None:
+    # A sender that only writes for longer than the idle timeout, then reads: what the peer
+    # sent meanwhile is returned, the peer was not silent. (The connection's clock skips a
+    # minute past its 20 s idle timeout.)
+    async with connected_pair(
+        client={"keepalive": None}, server={"keepalive": None}, anyio_streams=anyio_streams
+    ) as (initiator, responder):
+        clock, skipped = initiator._clock, [0.0]
+        initiator._clock = lambda: clock() + skipped[0]
+        await responder.send(b"still here")
+        skipped[0] = 60.0  # the initiator was busy elsewhere for a minute
+        assert await initiator.receive() == b"still here"
+        assert not initiator.closed
+
+
 async def test_run_keepalive_enforces_the_idle_timeout_for_a_waiting_receiver() -> None:
     async with connected_pair(
         client={"keepalive": None}, server={"idle_timeout": 0.05, "keepalive": 0.01}

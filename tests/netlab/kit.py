@@ -5,6 +5,14 @@ on a bridge in a hub namespace of its own, so nothing is added to the machine's 
 namespace and no address here can route anywhere outside the lab. Everything is made
 with ``ip`` and deleted at teardown (deleting a namespace deletes its links), even when
 setup failed half-way. Needs root and ``ip netns``; :func:`unavailable` says why not.
+
+Faults, on a host's own side of its link (they go with its namespace at teardown):
+:meth:`Lab.drop` (nftables ``numgen random`` on what the host sends, so a percentage on
+every host is that loss on each direction of every path), :meth:`Lab.rate` (a ``tbf``
+qdisc on ``eth0``), and :meth:`Lab.unplug` / :meth:`Lab.plug` (the hub's end of the
+host's cable set down or up: the host sees no carrier, as with a pulled cable). This
+kernel has no ``tc netem``; delay comes from the UDX fault hook
+(:class:`p2pswarm.transports.udx.Faults`) inside the processes.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-__all__ = ("SUBNET", "Host", "Lab", "unavailable")
+__all__ = ("SUBNET", "Host", "Lab", "fault_tools_missing", "unavailable")
 
 #: The lab's private subnet (RFC 1918); hosts are .1, .2, ...
 SUBNET = "10.231.0"
@@ -41,6 +49,14 @@ def unavailable() -> str | None:
         stderr = getattr(exc, "stderr", b"") or b""
         return f"'ip netns add' does not work here: {stderr.decode().strip() or exc}"
     _ip("netns", "delete", probe)
+    return None
+
+
+def fault_tools_missing() -> str | None:
+    """Why :meth:`Lab.drop` / :meth:`Lab.rate` cannot run here, or None."""
+    for tool, package in (("nft", "nftables"), ("tc", "iproute2")):
+        if shutil.which(tool) is None:
+            return f"the '{tool}' command ({package}) is not installed"
     return None
 
 
@@ -99,6 +115,52 @@ class Lab:
             _ip("-n", namespace, "addr", "add", f"{address}/24", "dev", "eth0")
             _ip("-n", namespace, "link", "set", "eth0", "up")
             self.hosts.append(Host(namespace, address))
+
+    @property
+    def hub(self) -> str:
+        return f"{self.prefix}-hub"
+
+    def _exec(self, host: Host, *argv: str) -> None:
+        subprocess.run(host.command(argv), check=True, capture_output=True, timeout=30)
+
+    def drop(self, host: Host, percent: int) -> None:
+        """Drop ``percent`` % of the packets ``host`` sends on its link, at random."""
+        if not 0 < percent < 100:
+            raise ValueError("a drop rate is a percentage between 0 and 100")
+        rules = (
+            "table inet lab_faults {\n"
+            " chain egress {\n"
+            "  type filter hook output priority 0; policy accept;\n"
+            f'  oifname "eth0" numgen random mod 100 < {percent} drop\n'
+            " }\n"
+            "}\n"
+        )
+        subprocess.run(
+            host.command(["nft", "-f", "-"]),
+            input=rules.encode(),
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+
+    def undrop(self, host: Host) -> None:
+        """Take :meth:`drop`'s rule away again."""
+        self._exec(host, "nft", "delete", "table", "inet", "lab_faults")
+
+    def rate(self, host: Host, rate: str = "100mbit") -> None:
+        """Limit what ``host`` sends to ``rate`` with a token bucket (``tbf``)."""
+        self._exec(
+            host, "tc", "qdisc", "add", "dev", "eth0", "root", "tbf",
+            "rate", rate, "burst", "64kb", "latency", "100ms",
+        )  # fmt: skip
+
+    def unplug(self, host: Host) -> None:
+        """Pull ``host``'s cable: the hub's end of its link goes down."""
+        _ip("-n", self.hub, "link", "set", f"p{self.hosts.index(host) + 1}", "down")
+
+    def plug(self, host: Host) -> None:
+        """Plug ``host``'s cable back in."""
+        _ip("-n", self.hub, "link", "set", f"p{self.hosts.index(host) + 1}", "up")
 
     def teardown(self) -> None:
         """Delete every namespace made (their links go with them); never raises."""

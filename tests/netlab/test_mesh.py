@@ -7,25 +7,15 @@ Real processes, each in its own namespace, talking only over the lab's private s
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from tests.cli.proc import Proc, Runner
+from tests.cli.proc import Runner
 
-from .kit import Host, Lab
+from .kit import Lab
+from .run import DHT_PORT, start_in
 
 pytestmark = pytest.mark.anyio
-
-DHT_PORT = 49737
-
-
-async def start_in(cli: Runner, host: Host, *args: str) -> Proc:
-    """``python -m p2pswarm ARGS`` inside ``host``'s namespace."""
-    ip, *rest = host.command([sys.executable, "-m", "p2pswarm", *args])
-    return await cli.start(*rest, argv0=Path(ip), stdin=subprocess.PIPE)
 
 
 async def test_a_mesh_across_four_hosts(lab4: Lab, cli: Runner) -> None:
