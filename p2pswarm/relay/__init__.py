@@ -9,7 +9,8 @@ carry it: :data:`PAIR_CODEC` and :data:`UNPAIR_CODEC`, the message codecs of the
         messages=[(PAIR_CODEC, on_pair), (UNPAIR_CODEC, on_unpair)],
     )
 
-The relay server and client (pairing, one relayed UDX stream per side) build on these.
+On these: :class:`BlindRelayServer` (:mod:`.server`, any peer relaying for others) and
+:class:`BlindRelayClient` (:mod:`.client`, asking a relay to pair a UDX stream).
 """
 
 from __future__ import annotations
@@ -29,11 +30,16 @@ from ..protocol.blind_relay import (
 
 __all__ = (
     "PAIR_CODEC",
+    "PAIR_TIMEOUT",
     "PROTOCOL",
     "TOKEN_SIZE",
     "UNPAIR_CODEC",
+    "BlindRelayClient",
+    "BlindRelayServer",
     "Pair",
     "PairCodec",
+    "RelayLimits",
+    "RelayStats",
     "Unpair",
     "UnpairCodec",
 )
@@ -61,3 +67,7 @@ class UnpairCodec:
 
 PAIR_CODEC: Final = PairCodec()
 UNPAIR_CODEC: Final = UnpairCodec()
+
+
+from .client import PAIR_TIMEOUT, BlindRelayClient  # noqa: E402  (they use the codecs above)
+from .server import BlindRelayServer, RelayLimits, RelayStats  # noqa: E402
