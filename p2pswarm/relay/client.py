@@ -76,12 +76,12 @@ class BlindRelayClient:
         return self.channel.closed
 
     async def pair(
-        self, is_initiator: bool, token: bytes, stream: UDXStream, *, timeout: float = PAIR_TIMEOUT
+        self, is_initiator: bool, token: bytes, stream: UDXStream, *, within: float = PAIR_TIMEOUT
     ) -> int:
         """Pair ``stream`` under ``token``; returns the relay stream id to connect it to.
 
         :raises ~p2pswarm.errors.RelayPairingError: already pairing this token, the channel
-            closed, the pairing was cancelled, or no answer within ``timeout`` seconds
+            closed, the pairing was cancelled, or no answer within ``within`` seconds
         """
         if len(token) != TOKEN_SIZE:
             raise ValueError(f"a blind-relay token is {TOKEN_SIZE} bytes")
@@ -96,10 +96,10 @@ class BlindRelayClient:
                 self.channel.messages[0].send_nowait(Pair(is_initiator, token, stream.id, 0))
             except ChannelClosedError:
                 raise RelayPairingError("the relay's channel is closed") from None
-            with anyio.move_on_after(timeout):
+            with anyio.move_on_after(within):
                 await request.done.wait()
             if not request.done.is_set():
-                raise RelayPairingError(f"the relay did not pair within {timeout} s")
+                raise RelayPairingError(f"the relay did not pair within {within} s")
             if request.remote_id is None:
                 raise RelayPairingError(request.error or "pairing cancelled")
             return request.remote_id

@@ -136,6 +136,17 @@ class BlindRelayServer:
         self._pending: dict[bytes, _Pending] = {}
         self._sessions: set[_Session] = set()
         self.stats = RelayStats()
+        self._changed = anyio.Event()
+
+    async def wait_until(self, predicate: Callable[[BlindRelayServer], bool]) -> None:
+        """Return once ``predicate(self)`` holds; re-checked after every change of state
+        (for tests and monitoring: no polling)."""
+        while not predicate(self):
+            await self._changed.wait()
+
+    def _touch(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
 
     @property
     def pending(self) -> int:
@@ -172,11 +183,14 @@ class BlindRelayServer:
         for token in stale:
             self._drop_pending(token)
         self.stats.expired += len(stale)
+        if stale:
+            self._touch()
         return len(stale)
 
     # -- from the sessions ------------------------------------------------------------------
 
     def _pair(self, session: _Session, message: Pair) -> None:
+        self._touch()
         self.expire()
         token = message.token
         pending = self._pending.get(token)
@@ -222,6 +236,7 @@ class BlindRelayServer:
             link.session.channel.messages[0].send_nowait(reply)
 
     def _unpair(self, session: _Session, token: bytes) -> None:
+        self._touch()
         if token in self._pending:
             self._drop_pending(token)
             self.stats.cancelled += 1
@@ -235,6 +250,7 @@ class BlindRelayServer:
                 other.destroy()
 
     def _close_session(self, session: _Session) -> None:
+        self._touch()
         if session not in self._sessions:
             return
         self._sessions.discard(session)
@@ -271,3 +287,4 @@ class BlindRelayServer:
             del link.session.links[token]
         link.stream = None
         self.stats.streams_closed += 1
+        self._touch()

@@ -70,10 +70,9 @@ async def test_a_pair_relays_bytes_both_ways_and_unpair_closes_both_ends() -> No
             await exchange(sa, sb)
             # A second pair on the same connections, then cancelled by one side.
             token2 = os.urandom(32)
-            ta, tb = await paired(relay, token2)
+            await paired(relay, token2)
             relay.clients[1].unpair(token2)
-            while relay.server.links > 2 or relay.server.stats.cancelled < 1:
-                await anyio.sleep(0.01)
+            await relay.server.wait_until(lambda r: r.links <= 2 and r.stats.cancelled >= 1)
             # The relay streams are gone: what the ends send now reaches nobody.
             assert relay.server.stats.cancelled == 1
 
@@ -119,15 +118,13 @@ async def test_client_errors_are_typed() -> None:
                         await client.pair(True, token, stream)
 
                 tg.start_soon(waiting)
-                while relay.server.pending == 0:
-                    await anyio.sleep(0.01)
+                await relay.server.wait_until(lambda r: r.pending > 0)
                 with pytest.raises(RelayPairingError, match="already pairing"):
                     await client.pair(True, token, stream)
                 client.unpair(token)
-            while relay.server.pending:
-                await anyio.sleep(0.01)
+            await relay.server.wait_until(lambda r: r.pending == 0)
             with pytest.raises(RelayPairingError, match="did not pair"):
-                await client.pair(True, os.urandom(32), stream, timeout=0.05)
+                await client.pair(True, os.urandom(32), stream, within=0.05)
             with pytest.raises(ValueError):
                 await client.pair(True, b"short", stream)
 
@@ -144,8 +141,7 @@ async def test_a_closed_relay_channel_fails_the_pending_pairing() -> None:
                         await client.pair(True, os.urandom(32), stream)
 
                 tg.start_soon(waiting)
-                while relay.server.pending == 0:
-                    await anyio.sleep(0.01)
+                await relay.server.wait_until(lambda r: r.pending > 0)
                 relay.server.close()
             assert relay.server.pending == 0
             with pytest.raises(RelayPairingError):
@@ -166,8 +162,7 @@ async def test_unknown_tokens_and_duplicate_sides_change_nothing() -> None:
                 core.send(state, 0, encode_pair(Pair(True, token, s.id)))
             hostile.mux._local_change()
             await hostile.mux.flush()
-            while relay.server.stats.requested < 1:
-                await anyio.sleep(0.01)
+            await relay.server.wait_until(lambda r: r.stats.requested >= 1)
             assert relay.server.pending == 1
             sa, sb = await paired(relay, os.urandom(32))
             await exchange(sa, sb, 20_000)
@@ -186,15 +181,13 @@ async def test_a_pair_flood_is_capped_per_connection_and_others_still_pair() -> 
                 core.send(state, 0, encode_pair(Pair(bool(i & 1), os.urandom(32), i)))
             hostile.mux._local_change()
             await hostile.mux.flush()
-            while relay.server.stats.refused < 196:
-                await anyio.sleep(0.01)
+            await relay.server.wait_until(lambda r: r.stats.refused >= 196)
             assert relay.server.pending == 4
             sa, sb = await paired(relay, os.urandom(32))
             await exchange(sa, sb, 20_000)
             # Closing the flooder's connection forgets its pendings.
             await hostile.mux.connection.aclose()
-            while relay.server.pending:
-                await anyio.sleep(0.01)
+            await relay.server.wait_until(lambda r: r.pending == 0)
             assert relay.server.links == 2
 
 
@@ -205,9 +198,8 @@ async def test_pending_pairings_expire_on_the_injected_clock() -> None:
             client = relay.clients[0]
             stream = relay.sockets[0].create_stream()
             async with anyio.create_task_group() as tg:
-                tg.start_soon(lambda: client.pair(True, os.urandom(32), stream, timeout=0.5))
-                while relay.server.pending == 0:
-                    await anyio.sleep(0.01)
+                tg.start_soon(lambda: client.pair(True, os.urandom(32), stream, within=0.5))
+                await relay.server.wait_until(lambda r: r.pending > 0)
                 assert relay.server.expire() == 0
                 now[0] = 15.0
                 assert relay.server.expire() == 1
