@@ -15,18 +15,10 @@ On these: :class:`BlindRelayServer` (:mod:`.server`, any peer relaying for other
 
 from __future__ import annotations
 
-from typing import Final
-
-from ..protocol.blind_relay import (
-    PROTOCOL,
-    TOKEN_SIZE,
-    Pair,
-    Unpair,
-    decode_pair,
-    decode_unpair,
-    encode_pair,
-    encode_unpair,
-)
+from ..protocol.blind_relay import PROTOCOL, TOKEN_SIZE, Pair, Unpair
+from .client import PAIR_TIMEOUT, BlindRelayClient
+from .codecs import PAIR_CODEC, UNPAIR_CODEC, PairCodec, UnpairCodec
+from .server import BlindRelayServer, RelayLimits, RelayStats
 
 __all__ = (
     "PAIR_CODEC",
@@ -43,31 +35,3 @@ __all__ = (
     "Unpair",
     "UnpairCodec",
 )
-
-
-class PairCodec:
-    """The ``pair`` message as a channel codec (strict: see the wire module)."""
-
-    def encode(self, value: Pair) -> bytes:
-        return encode_pair(value)
-
-    def decode(self, data: bytes) -> Pair:
-        return decode_pair(data)
-
-
-class UnpairCodec:
-    """The ``unpair`` message as a channel codec."""
-
-    def encode(self, value: Unpair) -> bytes:
-        return encode_unpair(value)
-
-    def decode(self, data: bytes) -> Unpair:
-        return decode_unpair(data)
-
-
-PAIR_CODEC: Final = PairCodec()
-UNPAIR_CODEC: Final = UnpairCodec()
-
-
-from .client import PAIR_TIMEOUT, BlindRelayClient  # noqa: E402  (they use the codecs above)
-from .server import BlindRelayServer, RelayLimits, RelayStats  # noqa: E402

@@ -19,8 +19,9 @@ import anyio
 from ..connection import Connection
 from ..errors import ChannelClosedError, RelayPairingError
 from ..mux import Channel, Mux
+from ..protocol.blind_relay import PROTOCOL, TOKEN_SIZE, Pair, Unpair
 from ..transports.udx import UDXStream
-from . import PAIR_CODEC, PROTOCOL, TOKEN_SIZE, UNPAIR_CODEC, Pair, Unpair
+from .codecs import PAIR_CODEC, UNPAIR_CODEC
 
 __all__ = ("PAIR_TIMEOUT", "BlindRelayClient")
 

@@ -29,8 +29,9 @@ import anyio
 
 from ..connection import Connection
 from ..mux import Channel, Mux
+from ..protocol.blind_relay import PROTOCOL, Pair, Unpair
 from ..transports.udx import Address, UDXSocket, UDXStream
-from . import PAIR_CODEC, PROTOCOL, UNPAIR_CODEC, Pair, Unpair
+from .codecs import PAIR_CODEC, UNPAIR_CODEC
 
 __all__ = ("DEFAULT_PENDING_TIMEOUT", "BlindRelayServer", "RelayLimits", "RelayStats")
 
@@ -91,9 +92,12 @@ class _Pending:
 class _Session:
     """The relay's end of one client connection's ``blind-relay`` channel."""
 
-    def __init__(self, server: BlindRelayServer, mux: Mux, id: bytes | None) -> None:
+    def __init__(
+        self, server: BlindRelayServer, mux: Mux, id: bytes | None, socket: UDXSocket
+    ) -> None:
         self.server = server
         self.mux = mux
+        self.socket = socket
         self.pending: set[bytes] = set()
         self.links: dict[bytes, _Link] = {}
         channel = mux.create_channel(
@@ -118,14 +122,16 @@ class _Session:
 
 
 class BlindRelayServer:
-    """Pairs clients' UDX streams on ``socket`` (see the module docstring).
+    """Pairs clients' UDX streams (see the module docstring). Each side's relay stream goes
+    on the socket given to :meth:`accept` for its connection, else on ``socket``: the one
+    its client sends to.
 
     ``clock`` is injected so that expiry is testable; it defaults to anyio's.
     """
 
     def __init__(
         self,
-        socket: UDXSocket,
+        socket: UDXSocket | None = None,
         *,
         limits: RelayLimits | None = None,
         clock: Callable[[], float] | None = None,
@@ -158,13 +164,22 @@ class BlindRelayServer:
         """Relay streams alive (two per matched pair)."""
         return sum(len(s.links) for s in self._sessions)
 
-    def accept(self, connection: Connection | Mux, *, id: bytes | None = None) -> Channel:
+    def accept(
+        self,
+        connection: Connection | Mux,
+        *,
+        id: bytes | None = None,
+        socket: UDXSocket | None = None,
+    ) -> Channel:
         """Serve ``blind-relay`` on a connection (its Mux must be run by the caller). ``id``
         defaults to the client's public key, the channel id JS clients use."""
         mux = connection if isinstance(connection, Mux) else Mux.of(connection)
         if id is None:
             id = mux.connection.remote_public_key
-        session = _Session(self, mux, id)
+        socket = socket if socket is not None else self.socket
+        if socket is None:
+            raise ValueError("no UDX socket for this connection's relay streams")
+        session = _Session(self, mux, id, socket)
         self._sessions.add(session)
         self.stats.sessions += 1
         return session.channel
@@ -221,7 +236,7 @@ class BlindRelayServer:
         self.stats.matched += 1
         for link in (first, second):
             link.session.pending.discard(token)
-            link.stream = self.socket.create_stream(firewall=link._firewall)
+            link.stream = link.session.socket.create_stream(firewall=link._firewall)
         first.other, second.other = second, first
         for link in (first, second):
             assert link.stream is not None and link.other is not None

@@ -133,7 +133,8 @@ async def send_and_read(stream: UDXStream, data: bytes) -> bytes:
             await stream.send_eof()
 
         tg.start_soon(send)
-        return await read_all(stream)
+        got = await read_all(stream)
+    return got
 
 
 async def test_a_js_relay_relays_a_python_pair() -> None:

@@ -31,6 +31,7 @@ class Relay:
 
     @property
     def address(self) -> tuple[str, int]:
+        assert self.server.socket is not None
         host, port = self.server.socket.local_address
         return host, port
 
