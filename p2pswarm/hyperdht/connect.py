@@ -11,9 +11,9 @@ first REPLY that completes the handshake wins. Its payload says how to reach the
   relaying node saw;
 * we asked the server itself (unrelayed): connect to it; it connects back;
 * we are OPEN: the server connects to us; our stream adopts its first packet (≤ 10 s);
-* a blind relay is in play (our ``relay_through``, or the server's in its payload), the
-  handshake was relayed and neither side is OPEN: both pair through the relay
-  (:mod:`.relaying`);
+* a blind relay is in play, the handshake was relayed and we are not OPEN: both pair
+  through the relay (:mod:`.relaying`) when the server chose it, or when we chose it and
+  the server is not OPEN either;
 * otherwise both sides are firewalled: hole punching would run here.
   Not built yet: :func:`_holepunch` is the hook, and it raises
   :class:`~p2pswarm.errors.HolepunchUnavailableError`. The LAN shortcut (a PING to the
@@ -197,7 +197,10 @@ async def _connect(
     holepunchable = remote.holepunch is not None and bool(remote.holepunch.relays)
     remote_id = remote.udx.id
     relay = relaying.plan(relay_offer, remote.relay_through, server=False)
-    if relay is not None and reply.relayed and Firewall.OPEN not in (remote.firewall, firewall):
+    # A server that chose a relay pairs there whenever we are not OPEN (JS server.js), even
+    # when it is OPEN itself; our own choice is for when neither side is reachable.
+    relaying_server = remote.relay_through is not None or remote.firewall != Firewall.OPEN
+    if relay is not None and reply.relayed and firewall != Firewall.OPEN and relaying_server:
         redial = functools.partial(connect, dht, keepalive=keepalive, idle_timeout=idle_timeout)
         address = await relaying.pair_through(dht, redial, relay, stream)
     elif not reply.relayed or remote.firewall == Firewall.OPEN or not holepunchable:
