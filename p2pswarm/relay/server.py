@@ -223,6 +223,9 @@ class BlindRelayServer:
             self._pending[token] = pending
         elif pending.links[side] is not None:
             return  # that side asked already (JS ignores it too)
+        elif any(link is not None and link.session is session for link in pending.links):
+            self.stats.refused += 1  # both sides on one connection: nothing to relay
+            return
         elif len(session.links) >= limits.max_links_per_session:
             self.stats.refused += 1
             return

@@ -122,6 +122,7 @@ async def python_side(
     stream = socket.create_stream()
     remote_id = await client.pair(initiator, token, stream)
     stream.connect(remote_id, "127.0.0.1", udx_port)
+    stream.send_message(b"")  # the relay stream learns our address before data arrives
     return stream
 
 
