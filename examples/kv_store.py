@@ -47,23 +47,50 @@ async def main(room: str) -> None:
 
         swarm.join(topic)
         print(f"* you are {short(swarm.key_pair.public_key)} in {room!r}", flush=True)
-        stdin = anyio.wrap_file(sys.stdin)
-        while line := await stdin.readline():
-            words = line.strip().split(maxsplit=2)
-            try:
-                if words[:1] == ["put"] and len(words) == 3:
-                    where = await owners.call(words[1].encode(), "put", words[2])
-                    print(f"ok {words[1]} on {where}", flush=True)
-                elif words[:1] == ["get"] and len(words) == 2:
-                    value = await owners.call(words[1].encode(), "get")
-                    owner = short(owners.responsible_peer(words[1].encode()))
-                    print(f"{words[1]} = {value} (from {owner})", flush=True)
-                elif words[:1] == ["members"]:
-                    print("members: " + " ".join(sorted(map(short, owners.members()))), flush=True)
-                elif words:
-                    print("usage: put KEY VALUE | get KEY | members", flush=True)
-            except P2PSwarmError as exc:
-                print(f"error: {exc}", flush=True)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(show_members, swarm, owners)
+            await serve_stdin(owners)
+            tg.cancel_scope.cancel()
+
+
+async def show_members(swarm: Swarm, owners: Ownership) -> None:
+    """Print ``* members: ...`` whenever the set of members changes (a peer joins the topic
+    or its RPC channel opens or closes), woken by the swarm and the RPC, never polling."""
+    wake = anyio.Event()
+
+    def poke() -> None:
+        wake.set()
+
+    swarm.on_update(poke)
+    owners.rpc.on_peers_changed(poke)
+    shown: list[str] = []
+    while True:
+        members = sorted(map(short, owners.members()))
+        if members != shown:
+            shown = members
+            print("* members: " + " ".join(members), flush=True)
+        await wake.wait()
+        wake = anyio.Event()
+
+
+async def serve_stdin(owners: Ownership) -> None:
+    stdin = anyio.wrap_file(sys.stdin)
+    while line := await stdin.readline():
+        words = line.strip().split(maxsplit=2)
+        try:
+            if words[:1] == ["put"] and len(words) == 3:
+                where = await owners.call(words[1].encode(), "put", words[2])
+                print(f"ok {words[1]} on {where}", flush=True)
+            elif words[:1] == ["get"] and len(words) == 2:
+                value = await owners.call(words[1].encode(), "get")
+                owner = short(owners.responsible_peer(words[1].encode()))
+                print(f"{words[1]} = {value} (from {owner})", flush=True)
+            elif words[:1] == ["members"]:
+                print("members: " + " ".join(sorted(map(short, owners.members()))), flush=True)
+            elif words:
+                print("usage: put KEY VALUE | get KEY | members", flush=True)
+        except P2PSwarmError as exc:
+            print(f"error: {exc}", flush=True)
 
 
 if __name__ == "__main__":

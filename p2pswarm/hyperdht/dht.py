@@ -42,6 +42,7 @@ from ..protocol.hyperdht_messages import (
     encode_mutable_put_request,
 )
 from ..transports.udx import UDXSocket, open_udx_socket
+from .announcer import Announced, announce_to_best
 from .connect import connect as _connect
 from .iterative import Commit, Query
 from .node import DHTRPCNode
@@ -441,6 +442,13 @@ class HyperDHT(DHTRPCNode):
         query = self.query(topic, Command.LOOKUP, commit=commit)
         await query.finished()
         return _accepted(query)
+
+    async def announce_server(
+        self, target: bytes, key_pair: KeyPair, nodes: Sequence[Address] | None = None
+    ) -> Announced:
+        """A server's round (``announcer.js``): FIND_PEER to ``target``, then ANNOUNCE to
+        the three best replies only; see :mod:`.announcer`."""
+        return await announce_to_best(self, target, key_pair, nodes=nodes)
 
     async def unannounce(self, topic: bytes, key_pair: KeyPair) -> None:
         """Remove our record under ``topic`` from the nodes that hold it (and from us)."""

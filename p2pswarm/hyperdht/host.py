@@ -7,11 +7,12 @@ parts of the node they touch are listed in one place.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
 from ..keys import KeyPair
 from ..transports.udx import UDXSocket
+from .announcer import Announced
 from .rpc import Address, Reply
 from .serving import Store
 
@@ -69,5 +70,9 @@ class ConnectHost(Protocol):
     async def announce(
         self, topic: bytes, key_pair: KeyPair, relay_addresses: Any = ()
     ) -> list[Address]: ...
+
+    async def announce_server(
+        self, target: bytes, key_pair: KeyPair, nodes: Sequence[Address] | None = None
+    ) -> Announced: ...
 
     async def unannounce(self, topic: bytes, key_pair: KeyPair) -> None: ...

@@ -58,7 +58,7 @@ def _diff(a: bytes, b: bytes) -> int:
 class RoutingTable:
     """``kademlia-routing-table`` for 32-byte ids."""
 
-    __slots__ = ("_rows", "id", "k", "on_full_row", "size")
+    __slots__ = ("_occupied", "_rows", "id", "k", "on_full_row", "size")
 
     def __init__(
         self,
@@ -76,6 +76,10 @@ class RoutingTable:
         #: Called with the refused newcomer and the (full) row's nodes.
         self.on_full_row = on_full_row
         self._rows: list[list[RoutingNode] | None] = [None] * ID_BITS
+        #: Bit ``i`` is set when row ``i`` holds a node: ``closest`` visits only those rows
+        #: instead of all 256 (a small network fills a handful, and every FIND_NODE reply
+        #: and every query seed asks for ``closest``).
+        self._occupied = 0
 
     def __len__(self) -> int:
         return self.size
@@ -108,17 +112,21 @@ class RoutingTable:
                 self.on_full_row(node, row)
             return False
         row.insert(at, node)
+        self._occupied |= 1 << i
         self.size += 1
         return True
 
     def remove(self, id: bytes) -> bool:
-        row = self._rows[_diff(id, self.id)]
+        i = _diff(id, self.id)
+        row = self._rows[i]
         if row is None:
             return False
         at, found = self._find(row, id)
         if not found:
             return False
         del row[at]
+        if not row:
+            self._occupied &= ~(1 << i)
         self.size -= 1
         return True
 
@@ -145,24 +153,37 @@ class RoutingTable:
         return None
 
     def closest(self, target: bytes, k: int | None = None) -> list[RoutingNode]:
-        """Up to ``k`` nodes near ``target``, in the order JS lists them."""
+        """Up to ``k`` nodes near ``target``, in the order JS lists them: the target's row,
+        then the rows of shorter shared prefixes (descending), then longer ones (ascending)."""
         limit = self.k if k is None else k
         result: list[RoutingNode] = []
+        if limit <= 0:
+            return result
+        rows = self._rows
         d = _diff(target, self.id)
-        for i in range(d, -1, -1):
-            if len(result) >= limit:
-                break
-            self._push(i, limit, result)
-        for i in range(d + 1, ID_BITS):
-            if len(result) >= limit:
-                break
-            self._push(i, limit, result)
-        return result
-
-    def _push(self, i: int, limit: int, result: list[RoutingNode]) -> None:
-        row = self._rows[i]
-        if row:
+        below = self._occupied & ((2 << d) - 1)
+        while below:
+            i = below.bit_length() - 1
+            below ^= 1 << i
+            row = rows[i]
+            assert row
             result.extend(row[: limit - len(result)])
+            if len(result) >= limit:
+                return result
+        above = self._occupied >> (d + 1)
+        i = d + 1
+        while above:
+            skip = (above & -above).bit_length() - 1
+            i += skip
+            above >>= skip
+            row = rows[i]
+            assert row
+            result.extend(row[: limit - len(result)])
+            if len(result) >= limit:
+                return result
+            above >>= 1
+            i += 1
+        return result
 
     def nodes(self) -> list[RoutingNode]:
         return self.closest(self.id, self.size)

@@ -121,6 +121,8 @@ class Server:
         self.target: bytes | None = None
         #: The nodes that took our last announce (they route handshakes to us).
         self.relays: list[Address] = []
+        #: The last round's closest nodes, seeding the next round (JS ``_closestNodes``).
+        self._closest: list[Address] | None = None
         self.closed = False
         #: Counters for tests and diagnostics.
         self.stats: dict[str, int] = {
@@ -157,7 +159,7 @@ class Server:
             raise DHTError("another server listens on this key pair")
         self.key_pair, self.target = key_pair, target
         self.dht.servers[target] = self
-        self.relays = await self.dht.announce(target, key_pair)
+        await self._announce()
         self._announced.set()
         self._run(self._keep_announced)
 
@@ -196,6 +198,13 @@ class Server:
         if not self.closed and not self.dht.closed:
             self.dht.start_task(task)
 
+    async def _announce(self) -> None:
+        """One round: the three best nodes near our target hold our route (announcer.js)."""
+        assert self.key_pair is not None and self.target is not None
+        announced = await self.dht.announce_server(self.target, self.key_pair, self._closest)
+        self.relays = [relay.relay_address for relay in announced.relays]
+        self._closest = announced.closest_nodes or None
+
     async def _keep_announced(self) -> None:
         """Ping the nodes holding our route; re-announce when fewer answer, and in full
         every REANNOUNCE_ROUNDS (``announcer.js``)."""
@@ -212,7 +221,7 @@ class Server:
             if rounds >= REANNOUNCE_ROUNDS or alive < min(3, len(self.relays)) or not self.relays:
                 rounds = 0
                 with contextlib.suppress(DHTError):
-                    self.relays = await self.dht.announce(self.target, self.key_pair)
+                    await self._announce()
 
     # -- handshakes ---------------------------------------------------------------------
 

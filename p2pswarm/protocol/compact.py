@@ -330,8 +330,8 @@ class Reader:
         return ".".join(map(str, self._take(4)))
 
     def ipv4_address(self) -> IPv4Address:
-        host = ".".join(map(str, self._take(4)))
-        return IPv4Address(host, self.uint16())
+        b = self._take(6)
+        return IPv4Address(f"{b[0]}.{b[1]}.{b[2]}.{b[3]}", b[4] | b[5] << 8)
 
     def ipv6_address(self) -> IPv6Address:
         host = str(ipaddress.IPv6Address(self._take(16)))
@@ -350,4 +350,9 @@ class Reader:
             raise CompactDecodeError(f"{count} addresses are above the maximum {max_length}")
         if self.offset + 6 * count > self._end:
             raise CompactDecodeError(f"truncated: {count} addresses need {6 * count} bytes")
-        return [self.ipv4_address() for _ in range(count)]
+        # one slice for the whole array: every reply carries up to 20 of these
+        b = self._take(6 * count)
+        return [
+            IPv4Address(f"{b[i]}.{b[i + 1]}.{b[i + 2]}.{b[i + 3]}", b[i + 4] | b[i + 5] << 8)
+            for i in range(0, 6 * count, 6)
+        ]

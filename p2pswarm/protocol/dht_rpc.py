@@ -101,8 +101,12 @@ def _host_bytes(host: str) -> bytes:
     return ipaddress.IPv4Address(host).packed  # raises ValueError on anything else
 
 
+@functools.lru_cache(maxsize=8192)
 def encode_ipv4(host: str, port: int) -> bytes:
-    """compact-encoding-net's 6-byte ``ipv4Address`` (4 address bytes, port u16 LE)."""
+    """compact-encoding-net's 6-byte ``ipv4Address`` (4 address bytes, port u16 LE).
+
+    Cached like :func:`node_id`: every reply encodes up to 20 closer nodes, mostly the
+    same addresses again (errors are raised, never cached)."""
     if not 0 <= port <= 0xFFFF:
         raise ValueError(f"port {port} is out of range")
     return _host_bytes(host) + port.to_bytes(2, "little")

@@ -61,6 +61,8 @@ class Service(Protocol):
 
     def _closed(self, peer: RPCPeer) -> None: ...
 
+    def _request_done(self, peer: RPCPeer, *, ok: bool) -> None: ...
+
 
 class _Slot:
     __slots__ = ("done", "response")
@@ -137,19 +139,26 @@ class RPCPeer:
             self._pending.pop(id, None)
         response = slot.response
         if response is None:
+            self._count(ok=False)
             if self.channel.closed:
-                self.stats.failed += 1
                 raise ChannelClosedError(f"{PROTOCOL} channel to the peer closed")
-            self.stats.failed += 1
             raise RequestTimeoutError(f"no reply to {method!r} within {timeout} s")
         if response.error_code is not None:
             if response.error_code == "rate-limited":
-                self.stats.failed += 1
+                self._count(ok=False)
                 raise RateLimitedError(response.error_code, response.error_message)
-            self.stats.ok += 1  # the peer answered: it is alive and well-behaved
+            self._count(ok=True)  # the peer answered: it is alive and well-behaved
             raise RemoteError(response.error_code, response.error_message)
-        self.stats.ok += 1
+        self._count(ok=True)
         return self.rpc.codec.decode(response.body)
+
+    def _count(self, *, ok: bool) -> None:
+        """One request ended: our selection counters, and the swarm's per-peer ones."""
+        if ok:
+            self.stats.ok += 1
+        else:
+            self.stats.failed += 1
+        self.rpc._request_done(self, ok=ok)
 
     async def send(self, method: str, payload: Any = None) -> None:
         """A one-way message (no reply, no error report)."""

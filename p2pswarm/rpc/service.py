@@ -64,6 +64,7 @@ class RPC:
         self.banned: list[bytes] = []
         self._attached: dict[bytes, RPCPeer] = {}
         self._changed = anyio.Event()
+        self._on_peers: list[Callable[[], Any]] = []
         if swarm is not None:
             SwarmMux.of(swarm).on_mux(self._setup)
 
@@ -95,6 +96,20 @@ class RPC:
     @property
     def stats(self) -> dict[bytes, PeerStats]:
         return {key: peer.stats for key, peer in self.peers.items()}
+
+    def on_peers_changed(self, callback: Callable[[], Any]) -> Callable[[], Any]:
+        """Register ``callback()`` for every peer whose channel opens or closes, so an app
+        can react to who speaks RPC without polling :attr:`peers`."""
+        self._on_peers.append(callback)
+        return callback
+
+    def _peers_changed(self) -> None:
+        self._changed.set()
+        for callback in list(self._on_peers):
+            try:
+                callback()
+            except Exception:  # an app bug must not break the channel that opened
+                logger.exception("an on_peers_changed callback failed")
 
     async def wait_for_peers(self, n: int = 1) -> None:
         """Return once at least ``n`` peers have the channel open."""
@@ -177,14 +192,20 @@ class RPC:
 
     def _opened(self, peer: RPCPeer) -> None:
         self.peers[peer.public_key] = peer
-        self._changed.set()
+        self._peers_changed()
 
     def _closed(self, peer: RPCPeer) -> None:
         if self.peers.get(peer.public_key) is peer:
             del self.peers[peer.public_key]
         if self._attached.get(peer.public_key) is peer:
             del self._attached[peer.public_key]
-        self._changed.set()
+        self._peers_changed()
+
+    def _request_done(self, peer: RPCPeer, *, ok: bool) -> None:
+        """Count a finished request in ``swarm.stats.peers`` (requests_ok/requests_failed),
+        which outlive the connection (and, with a peer book, the process)."""
+        if self.swarm is not None:
+            self.swarm.stats.per_peer.request_done(peer.public_key, ok=ok)
 
     def _ban(self, peer: RPCPeer) -> None:
         """A flooding peer: banned through the swarm (when there is one) and disconnected."""

@@ -136,6 +136,56 @@ def test_a_full_row_reports_the_newcomer() -> None:
     assert recent.oldest(1) == [nodes[1]] and recent.latest(1) == [nodes[0]]
 
 
+def _closest_by_scanning_every_row(
+    table: RoutingTable, live: dict[bytes, RoutingNode], target: bytes, k: int
+) -> list[bytes]:
+    """kademlia-routing-table's closest, row by row over all 256 rows (the reference)."""
+    rows: dict[int, list[RoutingNode]] = {}
+    for node in live.values():
+        x = int.from_bytes(node.id, "big") ^ int.from_bytes(table.id, "big")
+        rows.setdefault(255 if x == 0 else 256 - x.bit_length(), []).append(node)
+    x = int.from_bytes(target, "big") ^ int.from_bytes(table.id, "big")
+    d = 255 if x == 0 else 256 - x.bit_length()
+    out: list[bytes] = []
+    for i in [*range(d, -1, -1), *range(d + 1, 256)]:
+        for node in sorted(rows.get(i, []), key=lambda n: n.id):
+            if len(out) < k:
+                out.append(node.id)
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    # ids sharing a prefix of 0..31 bytes with ours, so rows far from 0 fill too
+    st.lists(
+        st.tuples(st.integers(0, 31), st.binary(min_size=32, max_size=32)).map(
+            lambda t: bytes(range(32))[: t[0]] + t[1][t[0] :]
+        ),
+        max_size=60,
+    ),
+    st.lists(st.integers(0, 59), max_size=20),
+    st.lists(st.binary(min_size=32, max_size=32), min_size=1, max_size=5),
+    st.integers(0, 30),
+)
+def test_closest_visits_only_occupied_rows_yet_lists_what_a_full_scan_lists(
+    ids: list[bytes], removed: list[int], targets: list[bytes], k: int
+) -> None:
+    own = bytes(range(32))
+    table = RoutingTable(own, k=4)
+    live: dict[bytes, RoutingNode] = {}
+    for i, id in enumerate(ids):
+        node = RoutingNode(id, "127.0.0.1", i)
+        if table.add(node):
+            live[id] = node
+    for i in removed:
+        if i < len(ids) and table.remove(ids[i]):
+            del live[ids[i]]
+    assert len(table) == len(live)
+    for target in [*targets, own]:
+        got = [n.id for n in table.closest(target, k)]
+        assert got == _closest_by_scanning_every_row(table, live, target, k)
+
+
 # -- the whole receive path, without a socket ----------------------------------------------
 
 sources = st.tuples(

@@ -273,3 +273,61 @@ async def test_a_flooding_swarm_peer_is_banned_through_the_swarm() -> None:
             await banned.wait()
         assert server.peers[client.key_pair.public_key].banned
         assert server_rpc.banned == [client.key_pair.public_key]
+
+
+async def test_request_outcomes_are_counted_in_swarm_stats_peers() -> None:
+    async with swarm_net(2, watch=False) as (swarms, _, _b):
+        asker, answerer = RPC(swarms[0]), RPC(swarms[1])
+
+        def fail(payload: Any, peer: RPCPeer) -> None:
+            raise ValueError("no")
+
+        answerer.handle("echo", lambda p, peer: p)
+        answerer.handle("fail", fail)
+        answerer.handle("hang", lambda p, peer: anyio.sleep_forever())
+        t = topic("rpc-stats")
+        await swarms[1].join(t, client=False).flushed()
+        swarms[0].join(t, server=False)
+        key = swarms[1].key_pair.public_key
+        with anyio.fail_after(TIMEOUT):
+            await swarms[0].flush()
+            await asker.wait_for_peers(1)
+            assert await asker.request("echo", 1) == 1
+            assert await asker.request("echo", 2) == 2
+            with pytest.raises(RemoteError):
+                await asker.request("fail")  # answered: counts as ok, as in peer selection
+            with pytest.raises(RequestTimeoutError):
+                await asker.request("hang", timeout=0.05)
+        stats = swarms[0].stats.peers[key]
+        assert (stats.requests_ok, stats.requests_failed) == (3, 1)
+        # the answering side made no requests of its own
+        back = swarms[1].stats.peers[swarms[0].key_pair.public_key]
+        assert (back.requests_ok, back.requests_failed) == (0, 0)
+
+
+async def test_peer_changes_are_reported_and_a_failing_callback_is_contained() -> None:
+    async with mux_pair() as (a, b, tg, _):
+        client, server = RPC(), RPC()
+        seen: list[int] = []
+        closed = anyio.Event()
+
+        def broken() -> None:
+            raise RuntimeError("an app bug")
+
+        def note() -> None:
+            seen.append(len(server.peers))
+            if seen[-1] == 0:
+                closed.set()
+
+        server.on_peers_changed(broken)
+        server.on_peers_changed(note)
+        client.attach(a)
+        to_client = server.attach(b)
+        tg.start_soon(a.run)
+        tg.start_soon(b.run)
+        with anyio.fail_after(TIMEOUT):
+            await server.wait_for_peers(1)
+            assert seen == [1]
+            to_client.channel.close()
+            await closed.wait()
+        assert seen == [1, 0]
