@@ -211,6 +211,9 @@ class BlindRelayServer:
         pending = self._pending.get(token)
         side = int(message.is_initiator)
         limits = self.limits
+        if token in session.links:
+            self.stats.refused += 1  # this connection relays that token already
+            return
         if pending is None:
             if (
                 len(self._pending) >= limits.max_pending
