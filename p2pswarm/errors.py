@@ -46,7 +46,9 @@ __all__ = (
     "ProtocolError",
     "RPCError",
     "RateLimitedError",
+    "RelayError",
     "RelayMessageError",
+    "RelayPairingError",
     "RemoteError",
     "RemoteProtocolError",
     "RequestTimeoutError",
@@ -123,6 +125,15 @@ class CodecError(ChannelProtocolError):
 class RelayMessageError(CodecError):
     """A blind-relay ``pair`` or ``unpair`` message is malformed (truncated token, a stream
     id beyond a u32, trailing bytes): the connection to that peer is dropped."""
+
+
+class RelayError(P2PSwarmError):
+    """Base of the blind relay's errors (pairing two peers' UDX streams through a third)."""
+
+
+class RelayPairingError(RelayError):
+    """A blind-relay pairing did not complete: the relay's channel closed, the pairing was
+    cancelled (``unpair``), it timed out, or the token is already pairing on this client."""
 
 
 class ChannelError(P2PSwarmError):

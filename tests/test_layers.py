@@ -46,7 +46,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     # The HyperDHT-compatible network: dht-rpc nodes on the sans-IO codecs, then HyperDHT;
     # connect/serve by key make Connections over UDX streams on the node's own sockets.
     "p2pswarm.hyperdht": NETWORK
-    | {"p2pswarm.protocol", "p2pswarm.connection", "p2pswarm.transports"},
+    | {"p2pswarm.protocol", "p2pswarm.connection", "p2pswarm.transports"}
+    # relayThrough: the blind relay's client and server, on mux channels.
+    | {"p2pswarm.relay", "p2pswarm.mux"},
     "p2pswarm.networks": NETWORK | {"p2pswarm.dht"},
     # The swarm sees transports and networks only through the packages' interfaces.
     "p2pswarm.swarm": BASE

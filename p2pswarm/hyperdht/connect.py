@@ -11,7 +11,10 @@ first REPLY that completes the handshake wins. Its payload says how to reach the
   relaying node saw;
 * we asked the server itself (unrelayed): connect to it; it connects back;
 * we are OPEN: the server connects to us; our stream adopts its first packet (≤ 10 s);
-* otherwise both sides are firewalled: hole punching (and the blind relay) would run here.
+* a blind relay is in play, the handshake was relayed and we are not OPEN: both pair
+  through the relay (:mod:`.relaying`) when the server chose it, or when we chose it and
+  the server is not OPEN either;
+* otherwise both sides are firewalled: hole punching would run here.
   Not built yet: :func:`_holepunch` is the hook, and it raises
   :class:`~p2pswarm.errors.HolepunchUnavailableError`. The LAN shortcut (a PING to the
   server's private address when both share a public host) belongs to the same step.
@@ -22,6 +25,7 @@ stream, exactly as ``NoiseSecretStream.start(rawStream, {handshake})``.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from typing import Final
 
@@ -51,6 +55,7 @@ from ..protocol.hyperdht_connect import (
 from ..protocol.secret_stream import SecretStream
 from ..transports._handshake import start_connection
 from ..transports.udx import UDXStream
+from . import relaying
 from .host import ConnectHost
 from .records import NS_PEER_HANDSHAKE, hash32
 from .router import HandshakeReply, peer_handshake
@@ -99,17 +104,21 @@ async def connect(
     key_pair: KeyPair | None = None,
     keepalive: float | None = DEFAULT_KEEPALIVE,
     idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+    relay_through: relaying.RelayThroughOption = None,
 ) -> Connection:
-    """See the module docstring. Raises :class:`~p2pswarm.errors.PeerNotFoundError` (no
-    node routes for the key), :class:`~p2pswarm.errors.PeerConnectionError` (found, but no
-    handshake succeeded, or the server refused) and its subclasses."""
+    """See the module docstring (``relay_through``: :mod:`.relaying`). Raises
+    :class:`~p2pswarm.errors.PeerNotFoundError` (no node routes for the key),
+    :class:`~p2pswarm.errors.PeerConnectionError` (found, but no handshake succeeded, or the
+    server refused) and its subclasses."""
     public_key = check_public_key(public_key)
     key_pair = key_pair if key_pair is not None else dht.default_key_pair
     target = hash32(public_key)
     socket = dht.stream_socket()
     stream = socket.create_stream()
     try:
-        return await _connect(dht, public_key, key_pair, target, stream, keepalive, idle_timeout)
+        return await _connect(
+            dht, public_key, key_pair, target, stream, keepalive, idle_timeout, relay_through
+        )
     except BaseException:
         stream.destroy()
         raise
@@ -123,8 +132,10 @@ async def _connect(
     stream: UDXStream,
     keepalive: float | None,
     idle_timeout: float | None,
+    relay_through: relaying.RelayThroughOption = None,
 ) -> Connection:
     ours = dht.remote_address()
+    relay_offer = relaying.offer(relay_through)
     firewall = Firewall.OPEN if ours is not None else Firewall.UNKNOWN
     payload = encode_noise_payload(
         NoisePayload(
@@ -132,6 +143,7 @@ async def _connect(
             addresses4=(IPv4Address(*ours),) if ours is not None else (),
             udx=UDXInfo(stream.id),
             secret_stream=1,
+            relay_through=relay_offer,
         )
     )
     attempt = _Attempt(key_pair, public_key, payload)
@@ -184,7 +196,14 @@ async def _connect(
     )
     holepunchable = remote.holepunch is not None and bool(remote.holepunch.relays)
     remote_id = remote.udx.id
-    if not reply.relayed or remote.firewall == Firewall.OPEN or not holepunchable:
+    relay = relaying.plan(relay_offer, remote.relay_through, server=False)
+    # A server that chose a relay pairs there whenever we are not OPEN (JS server.js), even
+    # when it is OPEN itself; our own choice is for when neither side is reachable.
+    relaying_server = remote.relay_through is not None or remote.firewall != Firewall.OPEN
+    if relay is not None and reply.relayed and firewall != Firewall.OPEN and relaying_server:
+        redial = functools.partial(connect, dht, keepalive=keepalive, idle_timeout=idle_timeout)
+        address = await relaying.pair_through(dht, redial, relay, stream)
+    elif not reply.relayed or remote.firewall == Firewall.OPEN or not holepunchable:
         address = first_public_address(remote.addresses4, reply.server_address)
         stream.connect(remote_id, *address)
     elif firewall == Firewall.OPEN:

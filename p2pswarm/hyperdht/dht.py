@@ -47,6 +47,7 @@ from .connect import connect as _connect
 from .iterative import Commit, Query
 from .node import DHTRPCNode
 from .records import hash32, sign_announce, sign_mutable, sign_unannounce, verify_mutable
+from .relaying import RelayThroughOption
 from .router import relay_handshake
 from .rpc import Address, IncomingRequest, Reply
 from .server import ConnectionHandler, FirewallCallback, Server
@@ -341,19 +342,30 @@ class HyperDHT(DHTRPCNode):
         key_pair: KeyPair | None = None,
         keepalive: float | None = DEFAULT_KEEPALIVE,
         idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        relay_through: RelayThroughOption = None,
     ) -> Connection:
         """An encrypted connection to the server listening with ``public_key``
-        (:mod:`.connect`)."""
+        (:mod:`.connect`); ``relay_through`` names a blind relay peer (:mod:`.relaying`)."""
         return await _connect(
-            self, public_key, key_pair=key_pair, keepalive=keepalive, idle_timeout=idle_timeout
+            self,
+            public_key,
+            key_pair=key_pair,
+            keepalive=keepalive,
+            idle_timeout=idle_timeout,
+            relay_through=relay_through,
         )
 
     def create_server(
-        self, handler: ConnectionHandler, *, firewall: FirewallCallback | None = None
+        self,
+        handler: ConnectionHandler,
+        *,
+        firewall: FirewallCallback | None = None,
+        relay_through: RelayThroughOption = None,
     ) -> Server:
         """A server (:mod:`.server`); ``await server.listen(key_pair)`` to be reachable.
-        ``handler(connection)`` runs once per incoming connection."""
-        return Server(self, handler, firewall)
+        ``handler(connection)`` runs once per incoming connection; ``relay_through`` names a
+        blind relay for firewalled clients (:mod:`.relaying`)."""
+        return Server(self, handler, firewall, relay_through)
 
     def find_peer_routes(self, target: bytes) -> Lookup[PeerReply]:
         """Every FIND_PEER reply with a record for ``target`` (each from a routing node)."""

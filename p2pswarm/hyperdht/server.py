@@ -11,6 +11,8 @@ payload: firewall type, addresses, the stream's id. Then the path (§4.3):
 * the client is OPEN, or asked us directly: we connect our stream to its address now;
 * we are OPEN: the client connects to us; its first packet (any address that knows the
   stream id: the secret stream authenticates the rest) connects our stream;
+* neither, and a blind relay is in play (our ``relay_through`` or the client's): both
+  pair through it (:mod:`.relaying`);
 * neither: hole punching. Not done yet: :meth:`Server._holepunch` is the hook; the
   state just expires, and the client's connect raises
   :class:`~p2pswarm.errors.HolepunchUnavailableError`.
@@ -30,6 +32,7 @@ undecryptable messages cost one failed DH and no state at all.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import logging
 from collections import OrderedDict
@@ -39,7 +42,7 @@ from typing import Final, TypeAlias
 import anyio
 
 from ..connection import Connection
-from ..errors import CompactDecodeError, DHTError, HandshakeError
+from ..errors import CompactDecodeError, DHTError, HandshakeError, P2PSwarmError
 from ..keys import KeyPair
 from ..protocol.compact import IPv4Address
 from ..protocol.handshake import NoiseHandshake, Pattern
@@ -58,6 +61,8 @@ from ..protocol.hyperdht_connect import (
 from ..protocol.secret_stream import SecretStream
 from ..transports._handshake import start_connection
 from ..transports.udx import UDXStream
+from . import relaying
+from .connect import connect
 from .host import ConnectHost
 from .records import NS_PEER_HANDSHAKE, hash32
 from .rpc import Address, IncomingRequest
@@ -105,10 +110,13 @@ class Server:
         dht: ConnectHost,
         handler: ConnectionHandler,
         firewall: FirewallCallback | None = None,
+        relay_through: relaying.RelayThroughOption = None,
     ) -> None:
         self.dht = dht
         self.handler = handler
         self.firewall = firewall
+        #: A blind relay for firewalled clients (:mod:`.relaying`).
+        self.relay_through = relay_through
         self.key_pair: KeyPair | None = None
         self.target: bytes | None = None
         #: The nodes that took our last announce (they route handshakes to us).
@@ -125,6 +133,8 @@ class Server:
             "refused": 0,
             "evicted": 0,
             "connections": 0,
+            "relayed": 0,
+            "relay_failed": 0,
         }
         self._pending: OrderedDict[bytes, _Pending] = OrderedDict()
         self._scopes: set[anyio.CancelScope] = set()
@@ -298,6 +308,7 @@ class Server:
         holepunch = None
         if ours is None:
             holepunch = HolepunchInfo(0, ())
+        relay_offer = relaying.offer(self.relay_through) if stream is not None else None
         reply_payload = NoisePayload(
             error=error,
             firewall=Firewall.OPEN if ours is not None else Firewall.UNKNOWN,
@@ -305,6 +316,7 @@ class Server:
             addresses4=(IPv4Address(*ours),) if ours is not None else (),
             udx=UDXInfo(stream.id if stream is not None else 0),
             secret_stream=1,
+            relay_through=relay_offer,
         )
         try:
             message = noise.write_message(encode_noise_payload(reply_payload))
@@ -332,6 +344,11 @@ class Server:
             self._serve(stream, machine, client)
             return
 
+        relay = relaying.plan(relay_offer, payload.relay_through, server=True)
+        if relay is not None and ours is None:
+            self._relay(stream, machine, relay)
+            return
+
         # The client connects to us (we are OPEN, or it sees no way to punch us): its first
         # packet names its path, as the JS server's raw-stream firewall hook does.
         def adopt(s: UDXStream, address: Address) -> bool:
@@ -352,6 +369,22 @@ class Server:
         punch will send PEER_HOLEPUNCH rounds next; the punched path would connect
         ``stream`` through its firewall hook. Until then the stream only adopts a client
         that reaches us directly, and is dropped with the handshake's state."""
+
+    def _relay(self, stream: UDXStream, machine: SecretStream, relay: relaying.RelayPlan) -> None:
+        """Pair through the blind relay, then serve the relayed stream."""
+
+        async def run() -> None:
+            try:
+                address = await relaying.pair_through(
+                    self.dht, functools.partial(connect, self.dht), relay, stream
+                )
+            except P2PSwarmError:
+                self.stats["relay_failed"] += 1
+                return
+            self.stats["relayed"] += 1
+            self._serve(stream, machine, address)
+
+        self._run(run)
 
     def _serve(self, stream: UDXStream, machine: SecretStream, address: Address) -> None:
         self.stats["connections"] += 1

@@ -9,55 +9,29 @@ carry it: :data:`PAIR_CODEC` and :data:`UNPAIR_CODEC`, the message codecs of the
         messages=[(PAIR_CODEC, on_pair), (UNPAIR_CODEC, on_unpair)],
     )
 
-The relay server and client (pairing, one relayed UDX stream per side) build on these.
+On these: :class:`BlindRelayServer` (:mod:`.server`, any peer relaying for others) and
+:class:`BlindRelayClient` (:mod:`.client`, asking a relay to pair a UDX stream).
 """
 
 from __future__ import annotations
 
-from typing import Final
-
-from ..protocol.blind_relay import (
-    PROTOCOL,
-    TOKEN_SIZE,
-    Pair,
-    Unpair,
-    decode_pair,
-    decode_unpair,
-    encode_pair,
-    encode_unpair,
-)
+from ..protocol.blind_relay import PROTOCOL, TOKEN_SIZE, Pair, Unpair
+from .client import PAIR_TIMEOUT, BlindRelayClient
+from .codecs import PAIR_CODEC, UNPAIR_CODEC, PairCodec, UnpairCodec
+from .server import BlindRelayServer, RelayLimits, RelayStats
 
 __all__ = (
     "PAIR_CODEC",
+    "PAIR_TIMEOUT",
     "PROTOCOL",
     "TOKEN_SIZE",
     "UNPAIR_CODEC",
+    "BlindRelayClient",
+    "BlindRelayServer",
     "Pair",
     "PairCodec",
+    "RelayLimits",
+    "RelayStats",
     "Unpair",
     "UnpairCodec",
 )
-
-
-class PairCodec:
-    """The ``pair`` message as a channel codec (strict: see the wire module)."""
-
-    def encode(self, value: Pair) -> bytes:
-        return encode_pair(value)
-
-    def decode(self, data: bytes) -> Pair:
-        return decode_pair(data)
-
-
-class UnpairCodec:
-    """The ``unpair`` message as a channel codec."""
-
-    def encode(self, value: Unpair) -> bytes:
-        return encode_unpair(value)
-
-    def decode(self, data: bytes) -> Unpair:
-        return decode_unpair(data)
-
-
-PAIR_CODEC: Final = PairCodec()
-UNPAIR_CODEC: Final = UnpairCodec()

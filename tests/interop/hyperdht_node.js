@@ -19,11 +19,15 @@
 //   immutablePut {value} -> {hash}    immutableGet {hash} -> {value} or null
 //   tables {host, port} -> for each node, whether its routing table holds host:port
 //   bench {op, topic, seed, count} -> one latency in ms per run
-//   listen {seed} -> {publicKey}: an echo server    memory -> {rss}   stop -> exits 0
-//   connect {publicKey, seed, message} -> {data, openMs, echoMs}: the first data echoed back
+//   listen {seed, relayThrough?} -> {publicKey}: an echo server    memory -> {rss}   stop
+//   connect {publicKey, seed, message, relayThrough?} -> {data, openMs, echoMs}: the first
+//     data echoed back
+//   relay {seed} -> {publicKey}: a blind-relay server    relayStats -> {matched}
 // All binary values are hex. It exits by itself after --timeout-ms.
 
 const DHT = require('hyperdht')
+const BlindRelay = require('blind-relay')
+let relayServer = null
 const readline = require('readline')
 
 const args = Object.fromEntries(
@@ -145,7 +149,8 @@ const ops = {
   },
   async listen(dht, x) {
     // an echo server: every message comes back
-    const server = dht.createServer((conn) => {
+    const opts = x.relayThrough ? { relayThrough: hex(x.relayThrough) } : {}
+    const server = dht.createServer(opts, (conn) => {
       conn.on('data', (d) => conn.write(d))
       conn.on('error', () => {})
     })
@@ -156,7 +161,9 @@ const ops = {
   async connect(dht, x) {
     // connect by key, send one message, return the first data that comes back
     const start = process.hrtime.bigint()
-    const conn = dht.connect(hex(x.publicKey), { keyPair: DHT.keyPair(hex(x.seed)) })
+    const opts = { keyPair: DHT.keyPair(hex(x.seed)) }
+    if (x.relayThrough) opts.relayThrough = hex(x.relayThrough)
+    const conn = dht.connect(hex(x.publicKey), opts)
     await new Promise((resolve, reject) => {
       conn.once('open', resolve)
       conn.once('error', reject)
@@ -171,6 +178,23 @@ const ops = {
     const echoMs = Number(process.hrtime.bigint() - start) / 1e6
     conn.destroy()
     return { data: toHex(data), openMs, echoMs, remotePublicKey: toHex(conn.remotePublicKey) }
+  },
+  async relay(dht, x) {
+    // a blind relay (blind-relay 1.6.1) for other peers, as hyperdht's own tests run one; on
+    // the last testnet node, which is OPEN (relays are reachable peers)
+    if (nodes.length) dht = nodes[nodes.length - 1]
+    relayServer = new BlindRelay.Server({ createStream: (opts) => dht.createRawStream(opts) })
+    const server = dht.createServer((conn) => {
+      conn.on('error', () => {})
+      const session = relayServer.accept(conn, { id: conn.remotePublicKey })
+      session.on('error', () => {})
+    })
+    await server.listen(DHT.keyPair(hex(x.seed)))
+    servers.push(server)
+    return { publicKey: toHex(server.publicKey) }
+  },
+  async relayStats() {
+    return { matched: relayServer ? relayServer.stats.pairings.matched : 0 }
   },
   async memory() {
     return { rss: process.memoryUsage().rss }
