@@ -11,9 +11,10 @@ payload: firewall type, addresses, the stream's id. Then the path (§4.3):
 * the client is OPEN, or asked us directly: we connect our stream to its address now;
 * we are OPEN: the client connects to us; its first packet (any address that knows the
   stream id: the secret stream authenticates the rest) connects our stream;
-* neither: hole punching. Not done yet: :meth:`Server._holepunch` is the hook; the
-  state just expires, and the client's connect raises
-  :class:`~p2pswarm.errors.HolepunchUnavailableError`.
+* neither: hole punching. Our payload offers a punch session (its id and the relays
+  holding our route); :mod:`.server_punch` answers the client's PEER_HOLEPUNCH rounds and
+  punches; the client's first UDX packet on one of the puncher's sockets connects the
+  stream there. A client reaching a LAN address of ours is adopted the same way as above.
 
 Once the stream is connected, the secret stream starts from the handshake's keys (no
 second handshake) and ``handler(connection)`` runs in a task; the connection is closed
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import ipaddress
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -50,17 +52,22 @@ from ..protocol.hyperdht_connect import (
     HolepunchInfo,
     NoisePayload,
     PayloadError,
+    RelayInfo,
     UDXInfo,
     decode_noise_payload,
     encode_handshake,
     encode_noise_payload,
 )
+from ..protocol.hyperdht_holepunch import Holepunch, SecurePayload, holepunch_secret
 from ..protocol.secret_stream import SecretStream
+from ..protocol.udx import peek_stream_id
 from ..transports._handshake import start_connection
 from ..transports.udx import UDXStream
 from .host import ConnectHost
-from .records import NS_PEER_HANDSHAKE, hash32
+from .records import NS_PEER_HANDSHAKE, NS_PEER_HOLEPUNCH, hash32
 from .rpc import Address, IncomingRequest
+from .server_punch import PunchSession, Sessions
+from .socket_pool import PooledSocket
 
 __all__ = (
     "ANNOUNCE_PING_INTERVAL",
@@ -89,12 +96,13 @@ FirewallCallback: TypeAlias = Callable[[bytes, NoisePayload, Address], bool | Aw
 
 
 class _Pending:
-    __slots__ = ("created", "reply", "stream")
+    __slots__ = ("created", "punch", "reply", "stream")
 
     def __init__(self, created: float, reply: bytes | None, stream: UDXStream | None) -> None:
         self.created = created
         self.reply = reply
         self.stream = stream
+        self.punch: PunchSession | None = None
 
 
 class Server:
@@ -124,7 +132,10 @@ class Server:
             "evicted": 0,
             "connections": 0,
         }
+        #: The relays with our address as each saw it (offered to punching clients).
+        self.relay_infos: list[RelayInfo] = []
         self._pending: OrderedDict[bytes, _Pending] = OrderedDict()
+        self.punches = Sessions(dht, lambda: self.relays, self._run)
         self._scopes: set[anyio.CancelScope] = set()
         self._announced = anyio.Event()
 
@@ -147,7 +158,7 @@ class Server:
             raise DHTError("another server listens on this key pair")
         self.key_pair, self.target = key_pair, target
         self.dht.servers[target] = self
-        self.relays = await self.dht.announce(target, key_pair)
+        await self._announce()
         self._announced.set()
         self._run(self._keep_announced)
 
@@ -164,6 +175,7 @@ class Server:
         for pending in self._pending.values():
             _drop(pending)
         self._pending.clear()
+        self.punches.close_all()
         if unannounce and self.key_pair and self.target is not None and not self.dht.closed:
             with anyio.move_on_after(3.0), contextlib.suppress(DHTError):
                 await self.dht.unannounce(self.target, self.key_pair)
@@ -202,7 +214,13 @@ class Server:
             if rounds >= REANNOUNCE_ROUNDS or alive < min(3, len(self.relays)) or not self.relays:
                 rounds = 0
                 with contextlib.suppress(DHTError):
-                    self.relays = await self.dht.announce(self.target, self.key_pair)
+                    await self._announce()
+
+    async def _announce(self) -> None:
+        assert self.key_pair is not None and self.target is not None
+        infos = await self.dht.announce_relays(self.target, self.key_pair)
+        self.relay_infos = infos
+        self.relays = [(r.relay_address.host, r.relay_address.port) for r in infos]
 
     # -- handshakes ---------------------------------------------------------------------
 
@@ -287,13 +305,19 @@ class Server:
         socket = dht.stream_socket(request.client if direct else None)
         stream = socket.create_stream() if error == PayloadError.NONE else None
         holepunch = None
+        punch = None
         if ours is None:
-            holepunch = HolepunchInfo(0, ())
+            if stream is not None and payload.firewall != Firewall.OPEN and not direct:
+                punch = self.punches.open(payload.firewall) if self.relay_infos else None
+            relays = tuple(self.relay_infos) if punch is not None else ()
+            holepunch = HolepunchInfo(punch.id if punch is not None else 0, relays)
+        addresses = [IPv4Address(*ours)] if ours is not None else []
+        addresses += [IPv4Address(*a) for a in dht.local_addresses() if _is_private(a[0])]
         reply_payload = NoisePayload(
             error=error,
             firewall=Firewall.OPEN if ours is not None else Firewall.UNKNOWN,
             holepunch=holepunch,
-            addresses4=(IPv4Address(*ours),) if ours is not None else (),
+            addresses4=tuple(addresses),
             udx=UDXInfo(stream.id if stream is not None else 0),
             secret_stream=1,
         )
@@ -302,9 +326,12 @@ class Server:
         except HandshakeError:
             if stream is not None:
                 stream.destroy()
+            if punch is not None:
+                punch.puncher.destroy()
             return
         pending.reply = message
         pending.stream = stream
+        pending.punch = punch
         self._answer(request, hs, message)
         if stream is None or payload.udx is None:
             return
@@ -325,24 +352,48 @@ class Server:
 
         # The client connects to us (we are OPEN, or it sees no way to punch us): its first
         # packet names its path, as the JS server's raw-stream firewall hook does.
+        def done_punching() -> None:
+            if punch is not None:
+                punch.puncher.on_abort = None
+                punch.puncher.destroy()
+                self.punches.close(punch)
+
         def adopt(s: UDXStream, address: Address) -> bool:
             if not 0 < address[1] < 65536:
                 return True
             s.connect(remote_id, *address)
+            done_punching()
             self._serve(s, machine, address)
             return False
 
         stream.firewall = adopt
-        if ours is None:
-            self._holepunch(stream, machine, payload, client)
+        if punch is None:
+            return
+        punch.secure = SecurePayload(holepunch_secret(noise.handshake_hash, NS_PEER_HOLEPUNCH))
 
-    def _holepunch(
-        self, stream: UDXStream, machine: SecretStream, payload: NoisePayload, client: Address
-    ) -> None:
-        """Hook for PEER_HOLEPUNCH (the next step): we are firewalled, so a client that can
-        punch will send PEER_HOLEPUNCH rounds next; the punched path would connect
-        ``stream`` through its firewall hook. Until then the stream only adopts a client
-        that reaches us directly, and is dropped with the handshake's state."""
+        def punched(ref: PooledSocket, data: bytes, address: Address) -> None:
+            # The client's first UDX packet on a puncher socket: the punched path.
+            if stream.connected or stream.closed or ref.socket is None:
+                return
+            if peek_stream_id(data) != stream.id or not 0 < address[1] < 65536:
+                return
+            stream.connect(remote_id, *address, socket=ref.socket)
+            ref.keep_for = stream
+            done_punching()
+            self._serve(stream, machine, address)
+            ref.socket.deliver(data, address)
+
+        def aborted() -> None:
+            if not stream.connected:
+                stream.destroy()
+
+        punch.puncher.on_udx = punched
+        punch.puncher.on_abort = aborted
+
+    def on_holepunch(self, request: IncomingRequest, hp: Holepunch) -> None:
+        """A PEER_HOLEPUNCH round relayed to us (:mod:`.server_punch`). Never raises."""
+        if not self.closed:
+            self.punches.on_holepunch(request, hp)
 
     def _serve(self, stream: UDXStream, machine: SecretStream, address: Address) -> None:
         self.stats["connections"] += 1
@@ -392,10 +443,22 @@ class Server:
             _drop(oldest)
 
 
+def _is_private(host: str) -> bool:
+    try:
+        return ipaddress.IPv4Address(host).is_private and not host.startswith("127.")
+    except ValueError:
+        return False
+
+
 def _drop(pending: _Pending) -> None:
     """Forget a handshake: its stream goes too unless the client has reached it (a
     connection whose peer never sent a packet is a flood's, or a lost one)."""
     stream = pending.stream
+    punch = pending.punch
+    if punch is not None and punch.puncher.punching:
+        return  # a punch in progress ends the stream itself when it gives up
+    if punch is not None:
+        punch.puncher.destroy()
     if stream is None or stream.closed:
         return
     if not stream.connected or stream.machine.stats.packets_received == 0:
