@@ -247,7 +247,7 @@ class Server:
         if pending is not None:
             self.stats["retransmits"] += 1
             if pending.reply is not None:
-                self._answer(request, hs, pending.reply)
+                self._answer(request, hs, pending.reply, pending.punch)
             return
         noise = NoiseHandshake(
             Pattern.IK, initiator=False, key_pair=self.key_pair, prologue=NS_PEER_HANDSHAKE
@@ -332,7 +332,7 @@ class Server:
         pending.reply = message
         pending.stream = stream
         pending.punch = punch
-        self._answer(request, hs, message)
+        self._answer(request, hs, message, punch)
         if stream is None or payload.udx is None:
             return
         assert noise.remote_public_key is not None
@@ -416,16 +416,45 @@ class Server:
 
         self._run(run)
 
-    def _answer(self, request: IncomingRequest, hs: Handshake, message: bytes) -> None:
+    def _answer(
+        self,
+        request: IncomingRequest,
+        hs: Handshake,
+        message: bytes,
+        punch: PunchSession | None = None,
+    ) -> None:
+        """Send the reply; with a punch session, from its puncher's socket once that is
+        open (as JS's ``replyFromPuncher``): the relay then names that socket's address to
+        the client, which opens its NAT towards it and gets the server's fast-open probe."""
+        if punch is not None and hs.mode != HandshakeMode.FROM_CLIENT:
+            session = punch
+
+            async def later() -> None:
+                await session.ready.wait()
+                holder = session.puncher._holder
+                send = holder.send if holder is not None and not session.puncher.destroyed else None
+                self._send_answer(request, hs, message, send)
+
+            self._run(later)
+            return
+        self._send_answer(request, hs, message, None)
+
+    def _send_answer(
+        self,
+        request: IncomingRequest,
+        hs: Handshake,
+        message: bytes,
+        send: Callable[[bytes, Address], None] | None,
+    ) -> None:
         if hs.mode == HandshakeMode.FROM_CLIENT:
             value = encode_handshake(Handshake(HandshakeMode.REPLY, message))
             request.send_reply(0, value, token=False, closer_nodes=False)
         elif hs.mode == HandshakeMode.FROM_RELAY:
             value = encode_handshake(Handshake(HandshakeMode.FROM_SERVER, message, hs.peer_address))
-            request.relay(value, request.from_.address)
+            request.relay(value, request.from_.address, send=send)
         elif hs.relay_address is not None:
             value = encode_handshake(Handshake(HandshakeMode.FROM_SERVER, message, hs.peer_address))
-            request.relay(value, (hs.relay_address.host, hs.relay_address.port))
+            request.relay(value, (hs.relay_address.host, hs.relay_address.port), send=send)
 
     def _remember(self, key: bytes, pending: _Pending) -> None:
         while len(self._pending) >= MAX_HANDSHAKES:
