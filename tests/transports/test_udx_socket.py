@@ -229,3 +229,25 @@ async def test_change_remote_moves_a_live_stream_to_another_socket() -> None:
                 moved.set()
         assert results["b"] == ab and results["a"] == ba
         assert sb.streams == () and b.socket is sc
+
+
+async def test_the_fault_hook_delays_and_drops_and_every_byte_still_arrives() -> None:
+    # 20 ms each way from the hook (plus up to 10 ms of jitter, which reorders), 3% loss.
+    hooks = [Faults(seed=s, drop=0.03, delay=0.02, jitter=0.01) for s in (5, 6)]
+    data, back = os.urandom(600_000), os.urandom(200_000)
+    async with stream_pair(*hooks) as (a, b, _sa, _sb):
+        got_a, got_b = await exchange(a, b, data, back)
+        assert got_b == data and got_a == back
+        # Nothing can come back sooner than both delays (a bound, not a timing).
+        assert a.machine.rtt.min_rtt >= 0.04 and b.machine.rtt.min_rtt >= 0.04
+    assert all(hook.dropped > 0 for hook in hooks)
+
+
+def test_fault_delays_are_seeded() -> None:
+    one, two = Faults(seed=9, delay=0.01, jitter=0.05), Faults(seed=9, delay=0.01, jitter=0.05)
+    first = [one.latency() for _ in range(50)]
+    assert first == [two.latency() for _ in range(50)]
+    assert all(0.01 <= x <= 0.06 for x in first) and len(set(first)) > 1
+    assert Faults(delay=0.03).latency() == 0.03 and not Faults().delays
+    with pytest.raises(ValueError, match="seconds"):
+        Faults(delay=-1)

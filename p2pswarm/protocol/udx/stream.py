@@ -548,9 +548,13 @@ class UDXStreamMachine:
         self._rto_at = now + interval
         reo = self._reo_wnd()
         for seq, pkt in list(self._out.items()):
-            remaining = pkt.time_sent + self._rack_rtt + reo - now
-            if pkt.lost and seq != self.remote_acked:
+            if pkt.lost:
+                # Already waiting for its retransmission (libudx ``udx_rto_timeout`` queues
+                # it and goes on): a timeout counts only against a packet that went out
+                # again and still went unanswered, so a retransmission held back by cwnd or
+                # pacing cannot run a live stream out of timeouts.
                 continue
+            remaining = pkt.time_sent + self._rack_rtt + reo - now
             if seq == self.remote_acked or remaining < 0:
                 if pkt.rto_timeouts >= self.max_timeouts:
                     if self.recv.eof and not self._unacked and not self._queued:
@@ -563,8 +567,7 @@ class UDXStreamMachine:
                     self._close(UDXTimeoutError(reason))
                     return
                 pkt.rto_timeouts += 1
-                if not pkt.lost:
-                    self._mark_lost(pkt)
+                self._mark_lost(pkt)
         if self._lost:
             # Oldest first: the retransmit queue is in sequence order after a timeout.
             base = self.remote_acked

@@ -3,7 +3,10 @@
 A :class:`Faults` sits on both directions of a :class:`~p2pswarm.transports.udx.UDXSocket`:
 each datagram is dropped with probability ``drop``, or held back with probability
 ``reorder`` and released after the next one passes (so it arrives late, out of order).
-The same seed gives the same decisions, so a failing schedule can be replayed.
+Outgoing datagrams that pass can also be delayed, by ``delay`` seconds plus up to
+``jitter`` more (uniform): the socket holds them on a timer, which is how a lab without
+``tc netem`` gets a round trip longer than a veth's. The same seed gives the same
+decisions, so a failing schedule can be replayed.
 """
 
 from __future__ import annotations
@@ -25,13 +28,25 @@ class Faults:
     """Drop and reorder hook. ``only_udx`` spares datagrams that are not UDX packets."""
 
     def __init__(
-        self, *, seed: int = 0, drop: float = 0.0, reorder: float = 0.0, only_udx: bool = True
+        self,
+        *,
+        seed: int = 0,
+        drop: float = 0.0,
+        reorder: float = 0.0,
+        delay: float = 0.0,
+        jitter: float = 0.0,
+        only_udx: bool = True,
     ) -> None:
         if not (0.0 <= drop < 1.0 and 0.0 <= reorder < 1.0):
             raise ValueError("drop and reorder are probabilities below 1")
+        if not (0.0 <= delay <= 10.0 and 0.0 <= jitter <= 10.0):
+            raise ValueError("delay and jitter are seconds, from 0 to 10")
         self.drop = drop
         self.reorder = reorder
+        self.delay = delay
+        self.jitter = jitter
         self.only_udx = only_udx
+        self._latency_rng = random.Random(seed ^ 0xDE1A)
         self._out = _Direction(seed)
         self._in = _Direction(seed ^ 0x5EED)
         self.dropped = 0
@@ -39,6 +54,17 @@ class Faults:
 
     def outgoing(self, datagram: bytes) -> list[bytes]:
         return self._apply(self._out, datagram)
+
+    @property
+    def delays(self) -> bool:
+        """Whether outgoing datagrams are held back at all."""
+        return self.delay > 0 or self.jitter > 0
+
+    def latency(self) -> float:
+        """How long the next outgoing datagram waits before it is sent (seeded)."""
+        if not self.jitter:
+            return self.delay
+        return self.delay + self.jitter * self._latency_rng.random()
 
     def incoming(self, datagram: bytes) -> list[bytes]:
         return self._apply(self._in, datagram)

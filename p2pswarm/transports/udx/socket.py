@@ -17,6 +17,8 @@ Works on asyncio and trio (anyio only). Loss can be injected on both directions 
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import logging
 import math
 import secrets
@@ -74,6 +76,10 @@ class UDXSocket:
         self._backlog: deque[tuple[bytes, Address]] = deque()
         self._writer_wake = anyio.Event()
         self._dirty: set[UDXStream] = set()
+        #: Datagrams the fault hook delays: (due, order, data, address), a heap.
+        self._delayed: list[tuple[float, int, bytes, Address]] = []
+        self._delay_order = itertools.count()
+        self._delay_wake = anyio.Event()
         #: Closed streams' final acks: id -> (ack datagram, address, expiry).
         self._tombstones: dict[int, tuple[bytes, Address, float]] = {}
         host, port = raw.getsockname()[:2]
@@ -179,9 +185,15 @@ class UDXSocket:
     def _send(self, data: bytes, address: Address) -> None:
         if self._closed:
             return
-        if self.faults is not None:
-            for datagram in self.faults.outgoing(data):
-                self._send_now(datagram, address)
+        faults = self.faults
+        if faults is not None:
+            for datagram in faults.outgoing(data):
+                if faults.delays:
+                    due = self._now() + faults.latency()
+                    heapq.heappush(self._delayed, (due, next(self._delay_order), datagram, address))
+                    self._delay_wake.set()
+                else:
+                    self._send_now(datagram, address)
             return
         self._send_now(data, address)
 
@@ -295,6 +307,21 @@ class UDXSocket:
             with anyio.move_on_after(delay):
                 await self._timer_wake.wait()
 
+    async def _delay_loop(self) -> None:
+        """Sends what the fault hook delayed, each when it is due (idle without a hook)."""
+        delayed = self._delayed
+        while not self._closed:
+            now = anyio.current_time()
+            while delayed and delayed[0][0] <= now:
+                _, _, data, address = heapq.heappop(delayed)
+                self._send_now(data, address)
+            self._delay_wake = anyio.Event()
+            if not delayed:
+                await self._delay_wake.wait()
+                continue
+            with anyio.move_on_after(max(delayed[0][0] - anyio.current_time(), 0.0)):
+                await self._delay_wake.wait()
+
     async def _write_loop(self) -> None:
         raw = self._raw
         while not self._closed:
@@ -324,6 +351,7 @@ class UDXSocket:
         self._streams.clear()
         self._timer_wake.set()
         self._writer_wake.set()
+        self._delay_wake.set()
         anyio.notify_closing(self._raw)
         self._raw.close()
 
@@ -353,6 +381,8 @@ async def open_udx_socket(
         tg.start_soon(udx._receive_loop)
         tg.start_soon(udx._timer_loop)
         tg.start_soon(udx._write_loop)
+        if faults is not None:
+            tg.start_soon(udx._delay_loop)
         try:
             yield udx
         finally:

@@ -33,7 +33,8 @@ from anyio.abc import ByteStream, SocketAttribute, TaskGroup
 
 from p2pswarm.errors import UDXError
 from p2pswarm.protocol.udx import Packet, UDXStreamMachine
-from p2pswarm.protocol.udx.packet import DESTROY
+
+from . import relay
 
 __all__ = ("Address", "StreamHost", "UDXStream")
 
@@ -195,48 +196,18 @@ class UDXStream(ByteStream):
             else:
                 self._flush(anyio.current_time())
         self._socket._unregister(self)
-        self._unlink_relay()
+        relay.unlink(self)
         self._notify()
 
     def relay_to(self, destination: UDXStream) -> None:
-        """Forward every packet that reaches this stream, verbatim but for bytes 4-7 (the
-        receiver id, rewritten to ``destination``'s remote id), from ``destination``'s socket
-        to ``destination``'s remote (libudx ``udx_stream_relay_to``). Packets are not
-        decoded here and nothing is acknowledged: the two ends run UDX with each other. Until
-        ``destination`` is connected they are dropped. A DESTROY is forwarded and closes
-        both streams; destroying either closes both, without a DESTROY of their own."""
-        if self._relayed or destination.closed:
-            raise UDXError("the stream is already relayed, or its destination is closed")
-        self._relayed = True
-        self._relay_to = destination
-        destination._relayed_from.append(self)
+        """Forward every packet that reaches this stream to ``destination``'s remote,
+        verbatim but for the receiver id (libudx ``udx_stream_relay_to``; see
+        :mod:`.relay`)."""
+        relay.link(self, destination)
 
     def _relay(self, data: bytes, address: Address) -> None:
         """From the socket's reader: one datagram for a relaying stream."""
-        if not self._machine.connected:
-            firewall = self.firewall
-            if firewall is None or firewall(self, address) or not self._machine.connected:
-                return
-        destination = self._relay_to
-        if destination is None:
-            return
-        target = destination.remote_address
-        if destination.connected and target is not None:
-            self.relayed_packets += 1
-            header = destination.remote_id.to_bytes(4, "little")
-            destination._socket._send(data[:4] + header + data[8:], target)
-        if data[2] & DESTROY:
-            self.destroy()
-
-    def _unlink_relay(self) -> None:
-        destination = self._relay_to
-        self._relay_to = None
-        if destination is not None and self in destination._relayed_from:
-            destination._relayed_from.remove(self)
-        sources, self._relayed_from = self._relayed_from, []
-        for source in sources:
-            source._relay_to = None
-            source.destroy()
+        relay.forward(self, data, address)
 
     # -- ByteStream -----------------------------------------------------------------------
 

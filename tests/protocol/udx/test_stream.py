@@ -287,3 +287,31 @@ def test_data_with_a_data_packet_unanswered_is_still_a_timeout() -> None:
     pair.a.end()
     pair.run_until(lambda: pair.a.closed)
     assert isinstance(pair.a.error, UDXTimeoutError)
+
+
+def test_a_timeout_does_not_count_against_a_packet_still_waiting_to_be_resent() -> None:
+    # libudx udx_rto_timeout: a packet already marked lost is queued for retransmission and
+    # skipped; only one that went out again and was not answered counts a timeout.
+    a = UDXStreamMachine(1, now=0.0)
+    a.connect(2, 0.0)
+    a.write(b"x" * 5000)
+    assert len(a.poll_transmit(0.0)) == 5
+    head = a._out[0]
+    now = 0.0
+    for _ in range(3 * a.max_timeouts):  # timeouts with no chance to retransmit
+        deadline = a.next_timeout()
+        assert deadline is not None
+        now = max(now, deadline)
+        a.handle_timeout(now)
+    assert not a.closed
+    assert head.lost and head.rto_timeouts == 1 and head.transmits == 1
+    for _ in range(100):  # now each timeout is followed by the retransmission
+        a.poll_transmit(now)
+        if a.closed:
+            break
+        deadline = a.next_timeout()
+        assert deadline is not None
+        now = max(now, deadline)
+        a.handle_timeout(now)
+    assert isinstance(a.error, UDXTimeoutError)
+    assert head.transmits == a.max_timeouts + 1
