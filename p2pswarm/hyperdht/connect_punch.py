@@ -26,7 +26,7 @@ from typing import Final
 
 import anyio
 
-from ..errors import DHTError, PeerConnectionError
+from ..errors import DHTError, HolepunchUnavailableError
 from ..protocol.compact import IPv4Address
 from ..protocol.hyperdht_connect import Firewall, NoisePayload, PayloadError, RelayInfo
 from ..protocol.hyperdht_holepunch import HolepunchPayload, SecurePayload
@@ -44,7 +44,7 @@ __all__ = ("PUNCH_TIMEOUT", "HolepunchError", "client_holepunch")
 PUNCH_TIMEOUT: Final = 45.0
 
 
-class HolepunchError(PeerConnectionError):
+class HolepunchError(HolepunchUnavailableError):
     """A hole punch failed; ``code`` is hyperdht's (HOLEPUNCH_ABORTED, ...)."""
 
     def __init__(self, code: str, message: str = "") -> None:

@@ -14,7 +14,7 @@ from p2pswarm.hyperdht.punch_policy import (
 )
 from p2pswarm.protocol.hyperdht_connect import Firewall
 
-O, C, R, U = Firewall.OPEN, Firewall.CONSISTENT, Firewall.RANDOM, Firewall.UNKNOWN
+OPEN, C, R, U = Firewall.OPEN, Firewall.CONSISTENT, Firewall.RANDOM, Firewall.UNKNOWN
 
 
 def nat(*reports: tuple[str, int]) -> NatAnalysis:
@@ -26,7 +26,7 @@ def nat(*reports: tuple[str, int]) -> NatAnalysis:
 
 def test_unfirewalled_is_open() -> None:
     n = NatAnalysis(firewalled=False)
-    assert n.firewall == O and n.decided
+    assert n.firewall == OPEN and n.decided
 
 
 def test_nothing_is_decided_before_three_samples() -> None:
@@ -73,11 +73,11 @@ def test_a_reporter_counts_once_and_freeze_holds_the_verdict() -> None:
 
 def test_strategy_table() -> None:
     assert choose_strategy(C, C, False) == Strategy.CONSISTENT
-    assert choose_strategy(O, C, False) == Strategy.CONSISTENT
+    assert choose_strategy(OPEN, C, False) == Strategy.CONSISTENT
     assert choose_strategy(C, R, False) == Strategy.NONE  # needs a verified address
     assert choose_strategy(C, R, True) == Strategy.RANDOM_PROBES
     assert choose_strategy(R, C, True) == Strategy.BIRTHDAY
-    assert choose_strategy(R, O, True) == Strategy.BIRTHDAY
+    assert choose_strategy(R, OPEN, True) == Strategy.BIRTHDAY
     assert choose_strategy(R, R, True) == Strategy.NONE
     assert unstable(R, R) and unstable(U, C) and not unstable(C, R) and not unstable(R, C)
 
