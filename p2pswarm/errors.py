@@ -264,8 +264,10 @@ class BadHandshakeReplyError(PeerConnectionError):
 
 
 class HolepunchUnavailableError(PeerConnectionError):
-    """Both sides are firewalled: the connection needs hole punching or a blind relay,
-    which this node does not do yet."""
+    """Both sides are firewalled and no direct path was found: hole punching failed (or
+    cannot work, two random NATs) and no blind relay took over. The hole puncher raises
+    the subclass ``p2pswarm.hyperdht.connect_punch.HolepunchError``, with hyperdht's
+    error ``code``."""
 
 
 class MessageDecodeError(DHTError):

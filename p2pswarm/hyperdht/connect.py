@@ -14,10 +14,10 @@ first REPLY that completes the handshake wins. Its payload says how to reach the
 * a blind relay is in play, the handshake was relayed and we are not OPEN: both pair
   through the relay (:mod:`.relaying`) when the server chose it, or when we chose it and
   the server is not OPEN either;
-* otherwise both sides are firewalled: hole punching would run here.
-  Not built yet: :func:`_holepunch` is the hook, and it raises
-  :class:`~p2pswarm.errors.HolepunchUnavailableError`. The LAN shortcut (a PING to the
-  server's private address when both share a public host) belongs to the same step.
+* otherwise both sides are firewalled: hole punching (:mod:`.connect_punch`), raced with
+  the LAN shortcut (a PING to the server's private address when both share a public
+  host). When it fails, :func:`relay_fallback` gets the handshake's result (today it
+  re-raises the punch's error: a relay must be chosen up front with ``relay_through``).
 
 The secret stream then starts from the handshake's keys: no second handshake on the UDX
 stream, exactly as ``NoiseSecretStream.start(rawStream, {handshake})``.
@@ -37,7 +37,6 @@ from ..errors import (
     CompactDecodeError,
     DHTError,
     HandshakeError,
-    HolepunchUnavailableError,
     PeerConnectionError,
     PeerNotFoundError,
 )
@@ -52,16 +51,24 @@ from ..protocol.hyperdht_connect import (
     decode_noise_payload,
     encode_noise_payload,
 )
+from ..protocol.hyperdht_holepunch import SecurePayload, holepunch_secret
 from ..protocol.secret_stream import SecretStream
 from ..transports._handshake import start_connection
 from ..transports.udx import UDXStream
 from . import relaying
+from .connect_punch import HolepunchError, client_holepunch
 from .host import ConnectHost
-from .records import NS_PEER_HANDSHAKE, hash32
+from .records import NS_PEER_HANDSHAKE, NS_PEER_HOLEPUNCH, hash32
 from .router import HandshakeReply, peer_handshake
 from .rpc import Address
 
-__all__ = ("PASSIVE_CONNECT_TIMEOUT", "connect", "first_public_address")
+__all__ = (
+    "PASSIVE_CONNECT_TIMEOUT",
+    "HandshakeResult",
+    "connect",
+    "first_public_address",
+    "relay_fallback",
+)
 
 #: Seconds an OPEN client waits for a firewalled server to connect to it (JS: 10 s).
 PASSIVE_CONNECT_TIMEOUT: Final = 10.0
@@ -80,6 +87,40 @@ def first_public_address(addresses: tuple[IPv4Address, ...], fallback: Address) 
         if ip.is_global:
             return (address.host, address.port)
     return fallback
+
+
+class HandshakeResult:
+    """What a finished handshake gives the path that carries the connection: the keys
+    (``noise``), the server's payload, the relay's view, and our unconnected stream."""
+
+    __slots__ = ("dht", "noise", "remote", "reply", "stream", "target")
+
+    def __init__(
+        self,
+        dht: ConnectHost,
+        target: bytes,
+        noise: NoiseHandshake,
+        remote: NoisePayload,
+        reply: HandshakeReply,
+        stream: UDXStream,
+    ) -> None:
+        self.dht = dht
+        self.target = target
+        self.noise = noise
+        self.remote = remote
+        self.reply = reply
+        self.stream = stream
+
+    @property
+    def holepunch_secret(self) -> bytes:
+        return holepunch_secret(self.noise.handshake_hash, NS_PEER_HOLEPUNCH)
+
+
+async def relay_fallback(result: HandshakeResult, error: PeerConnectionError) -> Address:
+    """Where a blind relay takes over when no direct path exists: connect
+    ``result.stream`` through a relay and return the address it now sends to, or raise.
+    Replace (``connect.relay_fallback = ...``) or wrap it; this one re-raises ``error``."""
+    raise error
 
 
 class _Attempt:
@@ -137,10 +178,12 @@ async def _connect(
     ours = dht.remote_address()
     relay_offer = relaying.offer(relay_through)
     firewall = Firewall.OPEN if ours is not None else Firewall.UNKNOWN
+    addresses = [IPv4Address(*ours)] if ours is not None else []
+    addresses += [IPv4Address(*a) for a in dht.local_addresses() if _is_private(a[0])]
     payload = encode_noise_payload(
         NoisePayload(
             firewall=firewall,
-            addresses4=(IPv4Address(*ours),) if ours is not None else (),
+            addresses4=tuple(addresses),
             udx=UDXInfo(stream.id),
             secret_stream=1,
             relay_through=relay_offer,
@@ -209,7 +252,7 @@ async def _connect(
     elif firewall == Firewall.OPEN:
         address = await _passive(stream, remote_id)
     else:
-        address = await _holepunch(dht, stream, remote, reply)
+        address = await _holepunch(HandshakeResult(dht, target, noise, remote, reply, stream))
     return await start_connection(
         stream,
         machine,
@@ -240,11 +283,29 @@ async def _passive(stream: UDXStream, remote_id: int) -> Address:
     return where[0]
 
 
-async def _holepunch(
-    dht: ConnectHost, stream: UDXStream, remote: NoisePayload, reply: HandshakeReply
-) -> Address:
-    """Hook for hole punching (PEER_HOLEPUNCH rounds through ``reply``'s relay, with the
-    holepunch secret of the handshake hash) and the blind relay: not built yet."""
-    raise HolepunchUnavailableError(
-        "both sides are firewalled: this connection needs hole punching or a blind relay"
-    )
+async def _holepunch(result: HandshakeResult) -> Address:
+    """Punch (:mod:`.connect_punch`); on failure, :func:`relay_fallback`."""
+    remote, reply = result.remote, result.reply
+    assert remote.udx is not None
+    secure = SecurePayload(result.holepunch_secret)
+    try:
+        return await client_holepunch(
+            result.dht,
+            result.target,
+            result.stream,
+            remote.udx.id,
+            remote,
+            secure,
+            reply.relay_address,
+            reply.server_address,
+            reply.client_address,
+        )
+    except HolepunchError as exc:
+        return await relay_fallback(result, exc)
+
+
+def _is_private(host: str) -> bool:
+    try:
+        return ipaddress.IPv4Address(host).is_private and not host.startswith("127.")
+    except ValueError:
+        return False

@@ -85,6 +85,10 @@ MAX_VERIFYING: Final = 64
 MAX_DELAYED: Final = 256
 
 
+#: The one command a hole puncher's socket serves (hyperdht's PEER_HOLEPUNCH).
+FOREIGN_COMMAND: Final = 1
+
+
 class NodeCore:
     """Serving, routing and the I/O edge of a node; see :class:`~.node.NodeCore`."""
 
@@ -631,16 +635,18 @@ class NodeCore:
         any_responder: bool = False,
         from_client: bool | None = None,
         on_cycle: Callable[[], None] | None = None,
+        send: Callable[[bytes, Address], None] | None = None,
     ) -> Reply:
         """One request with its resends; returns the reply whatever its ``error`` field
         (check ``reply.error``). Raises DHTTimeoutError / DHTRequestError.
 
         ``any_responder``: accept the reply from whoever sends it with our tid (a relayed
         request, answered by a third node). ``from_client``: send from the client (True) or
-        server (False) socket instead of the usual one (client while firewalled).
+        server (False) socket instead of the usual one (client while firewalled). ``send``:
+        send from another socket altogether (a hole puncher's), whose replies come back
+        through :meth:`foreign_response`.
         """
-        send = None
-        if from_client is not None:
+        if send is None and from_client is not None:
             choice = from_client
 
             def send(data: bytes, to: Address) -> None:
@@ -660,6 +666,48 @@ class NodeCore:
             send=send,
         )
         return reply
+
+    def foreign_response(self, data: bytes, address: Address) -> None:
+        """A datagram that reached a socket other than the node's own (a hole puncher's):
+        only responses to our requests are taken, and they teach the routing table and
+        the NAT sampler nothing (they describe that socket's mapping, not ours)."""
+        if self._closed or len(data) < 2 or not 0 < address[1] < 65536:
+            return
+        if data[0] == REQUEST_ID:
+            self._foreign_request(data, address)
+            return
+        if data[0] != RESPONSE_ID:
+            return
+        tid = peek_tid(data)
+        if tid is None or not self._rpc.expects(tid):
+            self.dropped["unmatched"] += 1
+            return
+        try:
+            response = decode_response(data)
+        except DHTRPCDecodeError:
+            self.dropped["malformed"] += 1
+            return
+        if self._rpc.on_response(response, address) is None:
+            self.dropped["unmatched"] += 1
+
+    def _foreign_request(self, data: bytes, address: Address) -> None:
+        """Only a PEER_HOLEPUNCH round may reach a puncher's socket (a relay sends the
+        client's round straight to the server's punching address); anything else there is
+        dropped."""
+        if self._gate is not None and not self._gate.allow_request(address, self.clock()):
+            self.dropped["throttled"] += 1
+            return
+        try:
+            message = decode_request(data)
+        except DHTRPCDecodeError:
+            self.dropped["malformed"] += 1
+            return
+        if message.internal or message.command != FOREIGN_COMMAND:
+            self.dropped["other"] += 1
+            return
+        request = self._rpc.incoming(message, address, len(data), False)
+        if request is not None:
+            self.on_request(request)
 
     async def ping(self, to: Address, *, retries: int = DEFAULT_RETRIES) -> Reply:
         return await self.request(to, InternalCommand.PING, internal=True, retries=retries)

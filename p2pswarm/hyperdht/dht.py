@@ -14,6 +14,7 @@ Nothing here defaults to the public network: ``bootstrap=()`` starts a network o
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections import deque
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -25,7 +26,9 @@ from ..connection import DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEPALIVE, Connection
 from ..errors import CompactDecodeError, DHTError, MutablePutError, SeqReusedError, SeqTooLowError
 from ..keys import KeyPair, check_public_key, check_topic
 from ..protocol.compact import IPv4Address
-from ..protocol.hyperdht_connect import decode_handshake
+from ..protocol.dht_rpc import InternalCommand
+from ..protocol.hyperdht_connect import HandshakeMode, RelayInfo, decode_handshake
+from ..protocol.hyperdht_holepunch import decode_holepunch
 from ..protocol.hyperdht_messages import (
     MAX_MUTABLE_VALUE_SIZE,
     MAX_VALUE_SIZE,
@@ -46,12 +49,14 @@ from .announcer import Announced, announce_to_best
 from .connect import connect as _connect
 from .iterative import Commit, Query
 from .node import DHTRPCNode
+from .punch_policy import RandomPunchBudget
 from .records import hash32, sign_announce, sign_mutable, sign_unannounce, verify_mutable
 from .relaying import RelayThroughOption
-from .router import relay_handshake
+from .router import relay_handshake, relay_holepunch
 from .rpc import Address, IncomingRequest, Reply
 from .server import ConnectionHandler, FirewallCallback, Server
 from .serving import LOOKUP_RECORDS, Request, Store
+from .socket_pool import SocketPool
 
 __all__ = (
     "PUBLIC_BOOTSTRAP",
@@ -243,6 +248,11 @@ class HyperDHT(DHTRPCNode):
         self.servers: dict[bytes, Server] = {}
         #: Handshakes dropped as undecodable, for tests and diagnostics.
         self.bad_handshakes = 0
+        #: Holepunch messages dropped as undecodable.
+        self.bad_holepunches = 0
+        #: Sockets for hole punching, and the node's random-punch budget.
+        self.socket_pool = SocketPool(self, host)
+        self.punch_budget = RandomPunchBudget()
         self._sockets: contextlib.AsyncExitStack | None = None
         self._udx_server: UDXSocket | None = None
         self._udx_client: UDXSocket | None = None
@@ -377,6 +387,9 @@ class HyperDHT(DHTRPCNode):
         if request.command == Command.PEER_HANDSHAKE:
             self._on_peer_handshake(request)
             return True
+        if request.command == Command.PEER_HOLEPUNCH:
+            self._on_peer_holepunch(request)
+            return True
         from_ = request.from_
         incoming = Request(
             request.command,
@@ -406,6 +419,55 @@ class HyperDHT(DHTRPCNode):
         else:
             relay_handshake(self, request, hs)
 
+    def _on_peer_holepunch(self, request: IncomingRequest) -> None:
+        if request.value is None or request.target is None:
+            return
+        try:
+            hp = decode_holepunch(request.value)
+        except CompactDecodeError:
+            self.bad_holepunches += 1
+            return
+        server = self.servers.get(request.target)
+        if server is not None and hp.mode == HandshakeMode.FROM_RELAY:
+            server.on_holepunch(request, hp)
+        elif server is None:
+            relay_holepunch(self, request, hp)
+
+    # -- hole punching --------------------------------------------------------------------
+
+    def sample_nodes(self) -> list[Address]:
+        """The routing table's nodes, most recently added first (JS ``dht.nodes.latest``
+        and back): whom a hole puncher asks about its socket."""
+        return [(n.host, n.port) for n in self.recent.newest_first()]
+
+    async def ping_from(self, to: Address, send: Callable[[bytes, Address], None]) -> Reply:
+        """One PING sent through ``send`` (a puncher's socket), no resend."""
+        return await self.request(to, InternalCommand.PING, internal=True, retries=0, send=send)
+
+    def local_addresses(self) -> list[Address]:
+        """Our LAN addresses with the server socket's port (``localAddresses``): the
+        bound address if it is one, else the address that routes to the bootstrap."""
+        port = self.address[1]
+        host = self.address[0]
+        if host == "127.0.0.1":
+            return [(host, port)]
+        if host not in ("0.0.0.0", ""):
+            return [(host, port)]
+        found: list[Address] = []
+        for peer in self.bootstrap_nodes[:1]:
+            with (
+                contextlib.suppress(OSError),
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s,
+            ):
+                s.connect((peer[0], peer[1]))
+                found.append((s.getsockname()[0], port))
+        return found or [("127.0.0.1", port)]
+
+    async def announce_relays(self, topic: bytes, key_pair: KeyPair) -> list[RelayInfo]:
+        """:meth:`announce`, returning each node that took it with our address as it saw us
+        (the holepunch relays a server offers, ``announcer.js relays``)."""
+        return await self._announce(topic, key_pair, ())
+
     # -- topics -----------------------------------------------------------------------------
 
     def lookup(self, topic: bytes) -> Lookup[LookupReply]:
@@ -424,6 +486,12 @@ class HyperDHT(DHTRPCNode):
         Each node gets its own signature (over its id and token). ``relay_addresses`` are the
         nodes through which we can be reached (a storing node keeps the first three).
         """
+        relays = await self._announce(topic, key_pair, relay_addresses)
+        return [(r.relay_address.host, r.relay_address.port) for r in relays]
+
+    async def _announce(
+        self, topic: bytes, key_pair: KeyPair, relay_addresses: Sequence[tuple[str, int]]
+    ) -> list[RelayInfo]:
         topic = check_topic(topic)
         peer = Peer(key_pair.public_key, tuple(IPv4Address(h, p) for h, p in relay_addresses))
 
@@ -441,7 +509,11 @@ class HyperDHT(DHTRPCNode):
 
         query = self.query(topic, Command.LOOKUP, commit=commit)
         await query.finished()
-        return _accepted(query)
+        return [
+            RelayInfo(IPv4Address(*r.from_.address), r.to)
+            for r in query.commits
+            if isinstance(r, Reply) and r.error == 0
+        ]
 
     async def announce_server(
         self, target: bytes, key_pair: KeyPair, nodes: Sequence[Address] | None = None

@@ -11,10 +11,13 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
 from ..keys import KeyPair
+from ..protocol.hyperdht_connect import RelayInfo
 from ..transports.udx import UDXSocket
 from .announcer import Announced
+from .punch_policy import RandomPunchBudget
 from .rpc import Address, Reply
 from .serving import Store
+from .socket_pool import SocketPool
 
 __all__ = ("ConnectHost", "Route", "RouteLookup")
 
@@ -42,6 +45,8 @@ class ConnectHost(Protocol):
     default_key_pair: KeyPair
     firewalled: bool
     clock: Callable[[], float]
+    socket_pool: SocketPool
+    punch_budget: RandomPunchBudget
 
     @property
     def closed(self) -> bool: ...
@@ -63,9 +68,20 @@ class ConnectHost(Protocol):
         value: bytes | None = None,
         retries: int = ...,
         from_client: bool | None = None,
+        send: Callable[[bytes, Address], None] | None = None,
     ) -> Reply: ...
 
     async def ping(self, to: Address, *, retries: int = ...) -> Reply: ...
+
+    async def ping_from(self, to: Address, send: Callable[[bytes, Address], None]) -> Reply: ...
+
+    def sample_nodes(self) -> list[Address]: ...
+
+    def foreign_response(self, data: bytes, address: Address) -> None: ...
+
+    def local_addresses(self) -> list[Address]: ...
+
+    async def announce_relays(self, topic: bytes, key_pair: KeyPair) -> list[RelayInfo]: ...
 
     async def announce(
         self, topic: bytes, key_pair: KeyPair, relay_addresses: Any = ()

@@ -9,22 +9,40 @@ address as this node saw it. A node without a route answers with closer nodes on
 client's FIND_PEER walk goes on. Nothing is kept per handshake: a relay costs one datagram
 out per datagram in, inside the node's request budgets.
 
-PEER_HOLEPUNCH relaying (the same shape) is the next step; it still answers
-UNKNOWN_COMMAND through :meth:`~.dht.HyperDHT.on_request`.
+PEER_HOLEPUNCH rounds take the same path: the client sends FROM_CLIENT (naming the server's
+address as the relay saw it, from the server's noise payload) from its puncher socket; the
+node relays it as FROM_RELAY with the client's address; the server answers FROM_SERVER from
+*its* puncher socket, and the node replies to the client naming the address it saw that
+answer come from: each side learns the other's punching address. Nothing is kept.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
-from ..errors import BadHandshakeReplyError, CompactDecodeError
+from ..errors import BadHandshakeReplyError, CompactDecodeError, PeerConnectionError
 from ..protocol.compact import IPv4Address
 from ..protocol.hyperdht_connect import Handshake, HandshakeMode, decode_handshake, encode_handshake
+from ..protocol.hyperdht_holepunch import Holepunch, decode_holepunch, encode_holepunch
 from ..protocol.hyperdht_messages import Command
 from .host import ConnectHost
 from .rpc import Address, IncomingRequest
 
-__all__ = ("HandshakeReply", "peer_handshake", "relay_handshake")
+__all__ = (
+    "BadHolepunchReplyError",
+    "HandshakeReply",
+    "HolepunchReply",
+    "peer_handshake",
+    "peer_holepunch",
+    "relay_handshake",
+    "relay_holepunch",
+)
+
+
+class BadHolepunchReplyError(PeerConnectionError):
+    """A PEER_HOLEPUNCH reply that is not a REPLY from the node asked (BAD_HOLEPUNCH_REPLY)."""
+
 
 #: Sends of one handshake request (JS: ``retries: 3`` in the router's request, 4 sends).
 HANDSHAKE_RETRIES: Final = 3
@@ -33,12 +51,19 @@ HANDSHAKE_RETRIES: Final = 3
 class HandshakeReply:
     """The server's Noise reply and the addresses the relaying node saw."""
 
-    __slots__ = ("client_address", "noise", "relayed", "server_address")
+    __slots__ = ("client_address", "noise", "relay_address", "relayed", "server_address")
 
     def __init__(
-        self, noise: bytes, relayed: bool, server_address: Address, client_address: Address
+        self,
+        noise: bytes,
+        relayed: bool,
+        server_address: Address,
+        client_address: Address,
+        relay_address: Address | None = None,
     ) -> None:
         self.noise = noise
+        #: The node we asked (it relayed, unless it was the server).
+        self.relay_address = relay_address if relay_address is not None else server_address
         #: The node we asked was not the server itself.
         self.relayed = relayed
         self.server_address = server_address
@@ -72,7 +97,7 @@ async def peer_handshake(
         raise BadHandshakeReplyError("the handshake reply is not a REPLY from the node asked")
     server = (hs.peer_address.host, hs.peer_address.port) if hs.peer_address else to
     return HandshakeReply(
-        hs.noise, hs.peer_address is not None, server, (reply.to.host, reply.to.port)
+        hs.noise, hs.peer_address is not None, server, (reply.to.host, reply.to.port), to
     )
 
 
@@ -106,4 +131,71 @@ def relay_handshake(dht: ConnectHost, request: IncomingRequest, hs: Handshake) -
             return
         value = encode_handshake(Handshake(HandshakeMode.REPLY, hs.noise, source))
         peer = hs.peer_address
+        request.send_reply(0, value, token=False, closer_nodes=False, to=(peer.host, peer.port))
+
+
+class HolepunchReply:
+    """The server's sealed round payload, and the addresses the relaying node saw."""
+
+    __slots__ = ("from_address", "payload", "peer_address", "to")
+
+    def __init__(
+        self, payload: bytes, peer_address: Address, from_address: Address, to: Address
+    ) -> None:
+        self.payload = payload
+        #: The server's punching socket as the relay saw it.
+        self.peer_address = peer_address
+        self.from_address = from_address
+        #: Our punching socket as the relay saw it.
+        self.to = to
+
+
+async def peer_holepunch(
+    dht: ConnectHost,
+    target: bytes,
+    session: int,
+    payload: bytes,
+    peer_address: Address,
+    to: Address,
+    send: Callable[[bytes, Address], None],
+) -> HolepunchReply:
+    """One round: ``payload`` to the server's session ``session`` through node ``to``,
+    sent from ``send``'s socket. Raises :class:`BadHolepunchReplyError`."""
+    value = encode_holepunch(
+        Holepunch(HandshakeMode.FROM_CLIENT, session, payload, IPv4Address(*peer_address))
+    )
+    reply = await dht.request(
+        to, Command.PEER_HOLEPUNCH, target=target, value=value, retries=HANDSHAKE_RETRIES, send=send
+    )
+    if reply.value is None:
+        raise BadHolepunchReplyError(f"{to[0]}:{to[1]} sent an empty holepunch reply")
+    try:
+        hp = decode_holepunch(reply.value)
+    except CompactDecodeError as exc:
+        raise BadHolepunchReplyError(f"an undecodable holepunch reply: {exc}") from None
+    if hp.mode != HandshakeMode.REPLY or reply.from_.address != to:
+        raise BadHolepunchReplyError("the holepunch reply is not a REPLY from the node asked")
+    peer = (hp.peer_address.host, hp.peer_address.port) if hp.peer_address else to
+    return HolepunchReply(hp.payload, peer, reply.from_.address, (reply.to.host, reply.to.port))
+
+
+def relay_holepunch(dht: ConnectHost, request: IncomingRequest, hp: Holepunch) -> None:
+    """A round for a server that is not ours (``router.js onpeerholepunch``)."""
+    target = request.target
+    if target is None:
+        return
+    forward = dht.store.forwards.get(target)
+    relay = forward.relay if forward is not None else None
+    source = IPv4Address(request.from_.host, request.from_.port)
+    if hp.mode == HandshakeMode.FROM_CLIENT:
+        to = hp.peer_address or relay
+        if to is None:
+            return
+        value = encode_holepunch(Holepunch(HandshakeMode.FROM_RELAY, hp.id, hp.payload, source))
+        request.relay(value, (to.host, to.port))
+    elif hp.mode == HandshakeMode.FROM_SERVER:
+        if hp.peer_address is None:
+            return
+        value = encode_holepunch(Holepunch(HandshakeMode.REPLY, hp.id, hp.payload, source))
+        peer = hp.peer_address
         request.send_reply(0, value, token=False, closer_nodes=False, to=(peer.host, peer.port))

@@ -188,9 +188,16 @@ class IncomingRequest:
         self.replied = True
         self._rpc.send_reply(response.encode(), destination, self)
 
-    def relay(self, value: bytes | None, to: Address) -> None:
+    def relay(
+        self,
+        value: bytes | None,
+        to: Address,
+        *,
+        send: Callable[[bytes, Address], None] | None = None,
+    ) -> None:
         """Forward this request to ``to`` with the same tid, so that ``to`` answers the
-        original requester directly (HyperDHT's PEER_HANDSHAKE / PEER_HOLEPUNCH relay)."""
+        original requester directly (HyperDHT's PEER_HANDSHAKE / PEER_HOLEPUNCH relay).
+        ``send``: from another socket (a hole puncher's, whose address ``to`` then sees)."""
         message = Request(
             tid=self.tid,
             to=IPv4Address(*to),
@@ -201,6 +208,9 @@ class IncomingRequest:
             target=self.target,
             value=value,
         )
+        if send is not None:
+            send(message.encode(), to)
+            return
         self._rpc.relay(message.encode(), to, self)
 
 

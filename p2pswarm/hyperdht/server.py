@@ -13,9 +13,10 @@ payload: firewall type, addresses, the stream's id. Then the path (§4.3):
   stream id: the secret stream authenticates the rest) connects our stream;
 * neither, and a blind relay is in play (our ``relay_through`` or the client's): both
   pair through it (:mod:`.relaying`);
-* neither: hole punching. Not done yet: :meth:`Server._holepunch` is the hook; the
-  state just expires, and the client's connect raises
-  :class:`~p2pswarm.errors.HolepunchUnavailableError`.
+* neither: hole punching. Our payload offers a punch session (its id and the relays
+  holding our route); :mod:`.server_punch` answers the client's PEER_HOLEPUNCH rounds and
+  punches; the client's first UDX packet on one of the puncher's sockets connects the
+  stream there. A client reaching a LAN address of ours is adopted the same way as above.
 
 Once the stream is connected, the secret stream starts from the handshake's keys (no
 second handshake) and ``handler(connection)`` runs in a task; the connection is closed
@@ -34,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import ipaddress
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -53,19 +55,24 @@ from ..protocol.hyperdht_connect import (
     HolepunchInfo,
     NoisePayload,
     PayloadError,
+    RelayInfo,
     UDXInfo,
     decode_noise_payload,
     encode_handshake,
     encode_noise_payload,
 )
+from ..protocol.hyperdht_holepunch import Holepunch, SecurePayload, holepunch_secret
 from ..protocol.secret_stream import SecretStream
+from ..protocol.udx import peek_stream_id
 from ..transports._handshake import start_connection
 from ..transports.udx import UDXStream
 from . import relaying
 from .connect import connect
 from .host import ConnectHost
-from .records import NS_PEER_HANDSHAKE, hash32
+from .records import NS_PEER_HANDSHAKE, NS_PEER_HOLEPUNCH, hash32
 from .rpc import Address, IncomingRequest
+from .server_punch import PunchSession, Sessions
+from .socket_pool import PooledSocket
 
 __all__ = (
     "ANNOUNCE_PING_INTERVAL",
@@ -94,12 +101,13 @@ FirewallCallback: TypeAlias = Callable[[bytes, NoisePayload, Address], bool | Aw
 
 
 class _Pending:
-    __slots__ = ("created", "reply", "stream")
+    __slots__ = ("created", "punch", "reply", "stream")
 
     def __init__(self, created: float, reply: bytes | None, stream: UDXStream | None) -> None:
         self.created = created
         self.reply = reply
         self.stream = stream
+        self.punch: PunchSession | None = None
 
 
 class Server:
@@ -136,7 +144,10 @@ class Server:
             "relayed": 0,
             "relay_failed": 0,
         }
+        #: The relays with our address as each saw it (offered to punching clients).
+        self.relay_infos: list[RelayInfo] = []
         self._pending: OrderedDict[bytes, _Pending] = OrderedDict()
+        self.punches = Sessions(dht, lambda: self.relays, self._run)
         self._scopes: set[anyio.CancelScope] = set()
         self._announced = anyio.Event()
 
@@ -176,6 +187,7 @@ class Server:
         for pending in self._pending.values():
             _drop(pending)
         self._pending.clear()
+        self.punches.close_all()
         if unannounce and self.key_pair and self.target is not None and not self.dht.closed:
             with anyio.move_on_after(3.0), contextlib.suppress(DHTError):
                 await self.dht.unannounce(self.target, self.key_pair)
@@ -203,6 +215,10 @@ class Server:
         assert self.key_pair is not None and self.target is not None
         announced = await self.dht.announce_server(self.target, self.key_pair, self._closest)
         self.relays = [relay.relay_address for relay in announced.relays]
+        self.relay_infos = [
+            RelayInfo(IPv4Address(*relay.relay_address), relay.peer_address)
+            for relay in announced.relays
+        ]
         self._closest = announced.closest_nodes or None
 
     async def _keep_announced(self) -> None:
@@ -248,7 +264,7 @@ class Server:
         if pending is not None:
             self.stats["retransmits"] += 1
             if pending.reply is not None:
-                self._answer(request, hs, pending.reply)
+                self._answer(request, hs, pending.reply, pending.punch)
             return
         noise = NoiseHandshake(
             Pattern.IK, initiator=False, key_pair=self.key_pair, prologue=NS_PEER_HANDSHAKE
@@ -306,14 +322,20 @@ class Server:
         socket = dht.stream_socket(request.client if direct else None)
         stream = socket.create_stream() if error == PayloadError.NONE else None
         holepunch = None
+        punch = None
         if ours is None:
-            holepunch = HolepunchInfo(0, ())
+            if stream is not None and payload.firewall != Firewall.OPEN and not direct:
+                punch = self.punches.open(payload.firewall) if self.relay_infos else None
+            relays = tuple(self.relay_infos) if punch is not None else ()
+            holepunch = HolepunchInfo(punch.id if punch is not None else 0, relays)
         relay_offer = relaying.offer(self.relay_through) if stream is not None else None
+        addresses = [IPv4Address(*ours)] if ours is not None else []
+        addresses += [IPv4Address(*a) for a in dht.local_addresses() if _is_private(a[0])]
         reply_payload = NoisePayload(
             error=error,
             firewall=Firewall.OPEN if ours is not None else Firewall.UNKNOWN,
             holepunch=holepunch,
-            addresses4=(IPv4Address(*ours),) if ours is not None else (),
+            addresses4=tuple(addresses),
             udx=UDXInfo(stream.id if stream is not None else 0),
             secret_stream=1,
             relay_through=relay_offer,
@@ -323,10 +345,13 @@ class Server:
         except HandshakeError:
             if stream is not None:
                 stream.destroy()
+            if punch is not None:
+                punch.puncher.destroy()
             return
         pending.reply = message
         pending.stream = stream
-        self._answer(request, hs, message)
+        pending.punch = punch
+        self._answer(request, hs, message, punch)
         if stream is None or payload.udx is None:
             return
         assert noise.remote_public_key is not None
@@ -346,29 +371,56 @@ class Server:
 
         relay = relaying.plan(relay_offer, payload.relay_through, server=True)
         if relay is not None and ours is None:
+            if punch is not None:  # the relay replaces the punch (as a relayed JS server)
+                punch.puncher.destroy()
+                self.punches.close(punch)
             self._relay(stream, machine, relay)
             return
 
         # The client connects to us (we are OPEN, or it sees no way to punch us): its first
         # packet names its path, as the JS server's raw-stream firewall hook does.
+        def done_punching() -> None:
+            if punch is not None:
+                punch.puncher.on_abort = None
+                punch.puncher.destroy()
+                self.punches.close(punch)
+
         def adopt(s: UDXStream, address: Address) -> bool:
             if not 0 < address[1] < 65536:
                 return True
             s.connect(remote_id, *address)
+            done_punching()
             self._serve(s, machine, address)
             return False
 
         stream.firewall = adopt
-        if ours is None:
-            self._holepunch(stream, machine, payload, client)
+        if punch is None:
+            return
+        punch.secure = SecurePayload(holepunch_secret(noise.handshake_hash, NS_PEER_HOLEPUNCH))
 
-    def _holepunch(
-        self, stream: UDXStream, machine: SecretStream, payload: NoisePayload, client: Address
-    ) -> None:
-        """Hook for PEER_HOLEPUNCH (the next step): we are firewalled, so a client that can
-        punch will send PEER_HOLEPUNCH rounds next; the punched path would connect
-        ``stream`` through its firewall hook. Until then the stream only adopts a client
-        that reaches us directly, and is dropped with the handshake's state."""
+        def punched(ref: PooledSocket, data: bytes, address: Address) -> None:
+            # The client's first UDX packet on a puncher socket: the punched path.
+            if stream.connected or stream.closed or ref.socket is None:
+                return
+            if peek_stream_id(data) != stream.id or not 0 < address[1] < 65536:
+                return
+            stream.connect(remote_id, *address, socket=ref.socket)
+            ref.keep_for = stream
+            done_punching()
+            self._serve(stream, machine, address)
+            ref.socket.deliver(data, address)
+
+        def aborted() -> None:
+            if not stream.connected:
+                stream.destroy()
+
+        punch.puncher.on_udx = punched
+        punch.puncher.on_abort = aborted
+
+    def on_holepunch(self, request: IncomingRequest, hp: Holepunch) -> None:
+        """A PEER_HOLEPUNCH round relayed to us (:mod:`.server_punch`). Never raises."""
+        if not self.closed:
+            self.punches.on_holepunch(request, hp)
 
     def _relay(self, stream: UDXStream, machine: SecretStream, relay: relaying.RelayPlan) -> None:
         """Pair through the blind relay, then serve the relayed stream."""
@@ -407,16 +459,45 @@ class Server:
 
         self._run(run)
 
-    def _answer(self, request: IncomingRequest, hs: Handshake, message: bytes) -> None:
+    def _answer(
+        self,
+        request: IncomingRequest,
+        hs: Handshake,
+        message: bytes,
+        punch: PunchSession | None = None,
+    ) -> None:
+        """Send the reply; with a punch session, from its puncher's socket once that is
+        open (as JS's ``replyFromPuncher``): the relay then names that socket's address to
+        the client, which opens its NAT towards it and gets the server's fast-open probe."""
+        if punch is not None and hs.mode != HandshakeMode.FROM_CLIENT:
+            session = punch
+
+            async def later() -> None:
+                await session.ready.wait()
+                holder = session.puncher._holder
+                send = holder.send if holder is not None and not session.puncher.destroyed else None
+                self._send_answer(request, hs, message, send)
+
+            self._run(later)
+            return
+        self._send_answer(request, hs, message, None)
+
+    def _send_answer(
+        self,
+        request: IncomingRequest,
+        hs: Handshake,
+        message: bytes,
+        send: Callable[[bytes, Address], None] | None,
+    ) -> None:
         if hs.mode == HandshakeMode.FROM_CLIENT:
             value = encode_handshake(Handshake(HandshakeMode.REPLY, message))
             request.send_reply(0, value, token=False, closer_nodes=False)
         elif hs.mode == HandshakeMode.FROM_RELAY:
             value = encode_handshake(Handshake(HandshakeMode.FROM_SERVER, message, hs.peer_address))
-            request.relay(value, request.from_.address)
+            request.relay(value, request.from_.address, send=send)
         elif hs.relay_address is not None:
             value = encode_handshake(Handshake(HandshakeMode.FROM_SERVER, message, hs.peer_address))
-            request.relay(value, (hs.relay_address.host, hs.relay_address.port))
+            request.relay(value, (hs.relay_address.host, hs.relay_address.port), send=send)
 
     def _remember(self, key: bytes, pending: _Pending) -> None:
         while len(self._pending) >= MAX_HANDSHAKES:
@@ -434,10 +515,22 @@ class Server:
             _drop(oldest)
 
 
+def _is_private(host: str) -> bool:
+    try:
+        return ipaddress.IPv4Address(host).is_private and not host.startswith("127.")
+    except ValueError:
+        return False
+
+
 def _drop(pending: _Pending) -> None:
     """Forget a handshake: its stream goes too unless the client has reached it (a
     connection whose peer never sent a packet is a flood's, or a lost one)."""
     stream = pending.stream
+    punch = pending.punch
+    if punch is not None and punch.puncher.punching:
+        return  # a punch in progress ends the stream itself when it gives up
+    if punch is not None:
+        punch.puncher.destroy()
     if stream is None or stream.closed:
         return
     if not stream.connected or stream.machine.stats.packets_received == 0:

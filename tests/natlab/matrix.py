@@ -35,7 +35,10 @@ from tests.natlab.lab import (
     read_json_line,
 )
 from tests.natlab.nat import KINDS
-from tests.natlab.peer import JS_PEER, NODE_ENV, PeerProgram
+from tests.natlab.peer import JS_PEER, NODE_ENV, PY_PEER, PeerProgram
+
+#: Peer programs by name, for ``--server`` / ``--client`` (and ``--programs``).
+PROGRAMS = {"js": JS_PEER, "py": PY_PEER}
 
 __all__ = ("ALL_PAIRS", "ORDERED_PAIRS", "SUBSET", "markdown_table", "run_matrix")
 
@@ -154,11 +157,12 @@ def _nat(message: dict[str, Any]) -> dict[str, Any]:
 
 def run_matrix(
     pairs: Iterable[tuple[str, str]],
-    server_program: PeerProgram = JS_PEER,
-    client_program: PeerProgram = JS_PEER,
+    combos: Sequence[tuple[PeerProgram, PeerProgram]] = ((JS_PEER, JS_PEER),),
     on_row: Any = None,
 ) -> list[dict[str, Any]]:
-    """Build a lab with two hosts per kind needed, run every pair; one row per pair."""
+    """Build a lab with two hosts per kind needed, run every pair once per (server program,
+    client program) combination, on the same lab; one row per pair and combination (its
+    ``programs`` is ``"server:client"``)."""
     pairs = list(pairs)
     rows = []
     with Lab("matrix") as lab:
@@ -169,20 +173,22 @@ def run_matrix(
                     sites[key] = lab.add_site(key[0])
         bootstrap = start_public_dht(lab)
         for server_kind, client_kind in pairs:
-            lab.reset_filters()
-            started = time.monotonic()
-            row = run_pair(
-                lab,
-                sites[(server_kind, 0)],
-                sites[(client_kind, 1)],
-                bootstrap,
-                server_program,
-                client_program,
-            )
-            row["wall_s"] = round(time.monotonic() - started, 2)
-            rows.append(row)
-            if on_row is not None:
-                on_row(row)
+            for server_program, client_program in combos:
+                lab.reset_filters()
+                started = time.monotonic()
+                row = run_pair(
+                    lab,
+                    sites[(server_kind, 0)],
+                    sites[(client_kind, 1)],
+                    bootstrap,
+                    server_program,
+                    client_program,
+                )
+                row["programs"] = f"{server_program.name}:{client_program.name}"
+                row["wall_s"] = round(time.monotonic() - started, 2)
+                rows.append(row)
+                if on_row is not None:
+                    on_row(row)
     return rows
 
 
@@ -251,6 +257,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="only delete the namespaces of lab runs whose process is gone, then exit",
     )
+    parser.add_argument("--server", choices=sorted(PROGRAMS), help="a built-in server program")
+    parser.add_argument("--client", choices=sorted(PROGRAMS), help="a built-in client program")
+    parser.add_argument(
+        "--combos",
+        help="several server:client program pairs run on one lab, e.g. js:js,py:py,py:js,js:py",
+    )
     parser.add_argument("--server-program", help="peer program command (default: js_peer.js)")
     parser.add_argument("--client-program", help="peer program command (default: js_peer.js)")
     parser.add_argument("--name", default="custom", help="the custom program's report name")
@@ -268,6 +280,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         pairs = _parse_pairs(args.pairs) if args.pairs else ALL_PAIRS
     server = PeerProgram.parse(args.name, args.server_program) if args.server_program else JS_PEER
     client = PeerProgram.parse(args.name, args.client_program) if args.client_program else JS_PEER
+    if args.server:
+        server = PROGRAMS[args.server]
+    if args.client:
+        client = PROGRAMS[args.client]
+    combos = [(server, client)]
+    if args.combos:
+        combos = [
+            (PROGRAMS[a], PROGRAMS[b]) for a, b in (c.split(":") for c in args.combos.split(","))
+        ]
     started = time.monotonic()
 
     def emit(row: dict[str, Any]) -> None:
@@ -279,13 +300,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         def emit_run(row: dict[str, Any], run: int = run) -> None:
             emit({"run": run, **row})
 
-        rows += run_matrix(pairs, server, client, emit_run)
+        rows += run_matrix(pairs, combos, emit_run)
     connected = sum(1 for r in rows if r.get("connected"))
     summary = {"pairs": len(rows), "connected": connected}
     summary["wall_s"] = round(time.monotonic() - started, 1)
     print(json.dumps({"summary": summary}), flush=True)
-    print()
-    print(markdown_table(rows))
+    for s_prog, c_prog in combos:
+        name = f"{s_prog.name}:{c_prog.name}"
+        print()
+        print(f"server {s_prog.name}, client {c_prog.name}:")
+        print()
+        print(markdown_table([r for r in rows if r.get("programs") == name]))
     return 0
 
 

@@ -28,11 +28,12 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import sys
 from dataclasses import dataclass
 
 from tests.natlab.lab import HERE
 
-__all__ = ("JS_PEER", "JS_SKIP_REASON", "NODE_ENV", "PeerProgram")
+__all__ = ("JS_PEER", "JS_SKIP_REASON", "NODE_ENV", "PY_PEER", "PeerProgram")
 
 NODE_MODULES = HERE.parent / "interop" / "node_modules"
 NODE = shutil.which("node")
@@ -66,3 +67,10 @@ class PeerProgram:
 
 
 JS_PEER = PeerProgram("js", (NODE or "node", str(HERE / "js_peer.js")))
+
+#: p2pswarm's HyperDHT (``tests/natlab/py_peer.py``), run by this interpreter.
+PY_PEER = PeerProgram(
+    "py",
+    (sys.executable, "-m", "tests.natlab.py_peer"),
+    (("PYTHONPATH", str(HERE.parent.parent)),),
+)

@@ -1,4 +1,5 @@
-"""The CI subset of the NAT matrix: 7 pairs of NAT kinds, JS HyperDHT on both sides.
+"""The CI subset of the NAT matrix: 7 pairs of NAT kinds, JS HyperDHT on both sides, and
+p2pswarm's HyperDHT against itself and against JS in both roles (the same lab).
 
 Every pair must connect, directly (there is no relay in the lab). The pairs cover every kind,
 the open path, consistent-consistent hole punching, and both directions of the birthday punch
@@ -14,7 +15,7 @@ import pytest
 from tests.natlab.lab import SKIP_REASON
 from tests.natlab.matrix import SUBSET, run_matrix
 from tests.natlab.nat import KINDS
-from tests.natlab.peer import JS_SKIP_REASON
+from tests.natlab.peer import JS_PEER, JS_SKIP_REASON, PY_PEER
 
 pytestmark = [
     pytest.mark.natlab,
@@ -39,5 +40,24 @@ def test_js_pair_connects_directly(
     rows: dict[tuple[str, str], dict[str, Any]], pair: tuple[str, str]
 ) -> None:
     row = rows[pair]
+    assert row["connected"], row
+    assert row["path"] == "direct", row
+
+
+PY_COMBOS = ((PY_PEER, PY_PEER), (PY_PEER, JS_PEER), (JS_PEER, PY_PEER))
+
+
+@pytest.fixture(scope="module")
+def py_rows() -> dict[tuple[str, str, str], dict[str, Any]]:
+    rows = run_matrix(SUBSET, PY_COMBOS)
+    return {(r["programs"], r["server_kind"], r["client_kind"]): r for r in rows}
+
+
+@pytest.mark.parametrize("programs", ["py:py", "py:js", "js:py"])
+@pytest.mark.parametrize("pair", SUBSET, ids=[f"{a}-{b}" for a, b in SUBSET])
+def test_python_pair_connects_directly(
+    py_rows: dict[tuple[str, str, str], dict[str, Any]], programs: str, pair: tuple[str, str]
+) -> None:
+    row = py_rows[(programs, *pair)]
     assert row["connected"], row
     assert row["path"] == "direct", row

@@ -126,9 +126,29 @@ class UDXSocket:
         self._streams[local_id] = stream
         return stream
 
-    def send_datagram(self, data: bytes, address: Address) -> None:
-        """Send a raw datagram (dht-rpc, a probe) from this socket."""
-        self._send(data, address)
+    def send_datagram(self, data: bytes, address: Address, *, ttl: int | None = None) -> None:
+        """Send a raw datagram (dht-rpc, a probe) from this socket; ``ttl``: with that IP
+        TTL (a hole puncher's low-TTL probe opens our NAT without reaching the peer's)."""
+        if ttl is None:
+            self._send(data, address)
+            return
+        with contextlib.suppress(OSError):
+            self._raw.setsockopt(_socket.IPPROTO_IP, _socket.IP_TTL, ttl)
+        try:
+            self._send(data, address)
+        finally:
+            with contextlib.suppress(OSError):
+                self._raw.setsockopt(_socket.IPPROTO_IP, _socket.IP_TTL, 64)
+
+    def deliver(self, data: bytes, address: Address) -> None:
+        """Handle ``data`` as if it had just arrived from ``address`` (a packet that came
+        in before its stream moved onto this socket, handed over instead of lost)."""
+        if self._closed:
+            return
+        now = anyio.current_time()
+        self._dispatch(data, address, now, self._streams)
+        while self._dirty:
+            self._dirty.pop()._flush(now)
 
     # -- internals used by the streams --------------------------------------------------
 

@@ -129,13 +129,21 @@ class UDXStream(ByteStream):
         """The sans-IO state (statistics: ``machine.stats``, ``rtt``, ``cc``, ``mtu``)."""
         return self._machine
 
-    def connect(self, remote_id: int, host: str, port: int) -> None:
-        """Send to stream ``remote_id`` at ``host:port`` from now on (udx-native ``connect``).
+    def connect(
+        self, remote_id: int, host: str, port: int, *, socket: StreamHost | None = None
+    ) -> None:
+        """Send to stream ``remote_id`` at ``host:port`` from now on (udx-native ``connect``),
+        from ``socket`` when given (udx-native's ``connect(socket, ...)``: a hole-punched
+        path lives on the puncher's socket, not the one the stream was made on).
 
         :raises ~p2pswarm.errors.UDXError: already connected, or closed
         """
         address = _check_address(host, port)
         now = anyio.current_time()
+        if socket is not None and socket is not self._socket and not self._machine.connected:
+            socket._register(self)
+            self._socket._unregister(self)
+            self._socket = socket
         self._machine.connect(remote_id, now)
         self.remote_address = address
         self._flush(now)
