@@ -27,14 +27,14 @@ from typing import Any
 
 import anyio
 
-from p2pswarm.transports.udx import Faults, UDXStream, open_udx_socket
-
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO))  # this tree's p2pswarm, whichever is installed
 
 from _common import emit, versions  # noqa: E402
+
+from p2pswarm.transports.udx import Faults, UDXStream, open_udx_socket  # noqa: E402
 
 PORT = 40200
 TIMEOUT = 300.0

@@ -62,8 +62,17 @@ IPV4_OVERHEAD = 48
 MAX_RTO_TIMEOUTS = 6
 #: libudx ``UDX_HIGH_WATERMARK``: writes wait above this much unsent-or-unacked data.
 HIGH_WATER_MARK = 262_144
-_MIN_TLP = 0.010
+#: Data packets received per ack sent, at most (see :attr:`UDXStreamMachine.ack_due`).
+ACK_EVERY = 2
+#: The floor of the probe timeout (2 x srtt). Linux's 10 ms assumes a peer that delays its
+#: acks; UDX ends (libudx and ours) ack as soon as a batch of datagrams is read, and a
+#: spurious probe costs one duplicate packet, never the window, so the floor only has to
+#: cover event-loop jitter. On a LAN 10 ms was most of the time lost at 5 % loss.
+_MIN_TLP = 0.002
 _TLP_ACK_DELAY = 0.002
+#: Probes sent before the retransmission timeout takes over, each after twice the last
+#: wait (RFC 9002 6.2.4 sends up to two per expiry and backs off the timer).
+_MAX_PROBES = 3
 _MASK = 0xFFFFFFFF
 
 _MTU_BASE_STATE, _MTU_SEARCH, _MTU_DONE = 1, 2, 4
@@ -79,6 +88,7 @@ class _Sent:
     lost: bool = False
     rto_timeouts: int = 0
     padding: int = 0
+    order: int = 0  # the transmission's place in send order (RACK's "sent after")
 
 
 @dataclass(slots=True)
@@ -124,6 +134,7 @@ class UDXStreamMachine:
 
         self.recv = ReceiveBuffer(rwnd_max=rwnd_max)
         self._ack_needed = False
+        self._data_since_ack = 0
         self._advertised = rwnd_max
 
         self.seq = seq & _MASK
@@ -148,11 +159,13 @@ class UDXStreamMachine:
         self.cc = NewReno()
         self.pacer = Pacer(now)
         self._rack_time = -1.0
-        self._rack_seq = self.seq
+        self._rack_order = -1  # send order of the newest delivered transmission
+        self._transmissions = 0
         self._rack_rtt = 0.0
         self._rack_fack = self.seq
         self._reordering_seen = False
-        self._tlp_in_flight = False
+        self._probes = 0
+        self._send_one = False
         self._zwp_arm = False
 
         self.mtu = MTU_BASE
@@ -187,6 +200,14 @@ class UDXStreamMachine:
         """Whether a writer should wait (libudx's high-water mark plus the send window)."""
         window = min(self.cc.cwnd * self.max_payload, self.send_rwnd)
         return self.send_buffered > HIGH_WATER_MARK + window
+
+    @property
+    def ack_due(self) -> bool:
+        """Whether the packets received since the last ack should be acked now, before the
+        rest of a batch of datagrams is read: every second data packet, as RFC 9293 asks
+        of TCP. One ack per batch would be fewer datagrams, but losing that one ack then
+        hides the whole flight from the sender until a probe or a timeout."""
+        return self._data_since_ack >= ACK_EVERY
 
     @property
     def in_flight(self) -> int:
@@ -304,6 +325,7 @@ class UDXStreamMachine:
             self.messages.append(packet.payload)
         if type_ & (DATA | END):
             self._ack_needed = True
+            self._data_since_ack += 1
         self._on_ack(packet, now)
 
     def _on_ack(self, packet: Packet, now: float) -> None:
@@ -348,7 +370,7 @@ class UDXStreamMachine:
                     delivered += 1
                 seq = (seq + 1) & _MASK
         if advanced:
-            self._tlp_in_flight = False
+            self._probes = 0
         if self.cc.recovery_end is not None and seq_diff(ack, self.cc.recovery_end) > 0:
             self.cc.on_recovered()
         end_seq = self._end_seq
@@ -407,19 +429,15 @@ class UDXStreamMachine:
             self.rtt.sample(rtt)
         if pkt.transmits == 1 or rtt >= self.rtt.min_rtt:
             self._rack_rtt = rtt
-            if self._sent_after(pkt.time_sent, seq + 1, self._rack_time, self._rack_seq):
+            if pkt.order > self._rack_order:
                 self._rack_time = pkt.time_sent
-                self._rack_seq = (seq + 1) & _MASK
+                self._rack_order = pkt.order
         nxt = (seq + 1) & _MASK
         if seq_diff(nxt, self._rack_fack) > 0:
             self._rack_fack = nxt
         elif seq_diff(nxt, self._rack_fack) < 0 and pkt.transmits == 1:
             self._reordering_seen = True
         return True
-
-    @staticmethod
-    def _sent_after(t1: float, seq1: int, t2: float, seq2: int) -> bool:
-        return t1 > t2 or (t1 == t2 and seq_diff(seq1, seq2) > 0)
 
     def _reo_wnd(self) -> float:
         if not self._reordering_seen and (self.cc.recovery_end is not None or self._sacked >= 3):
@@ -434,22 +452,32 @@ class UDXStreamMachine:
         reo = self._reo_wnd()
         wait = 0.0
         lost_any = False
-        for seq, pkt in list(self._inflight.items()):
-            if pkt.time_sent > self._rack_time:
+        lost: list[_Sent] = []
+        # ``_inflight`` is in send order (a retransmission goes to its end), so the packets
+        # sent before the newest delivered one are a prefix of it: an ack costs the packets
+        # it can declare lost, not the whole window. RFC 8985 orders by time, then sequence;
+        # the send order is the same order without ties.
+        rack_order = self._rack_order
+        for pkt in self._inflight.values():
+            if pkt.order >= rack_order:
                 break
-            if not self._sent_after(self._rack_time, self._rack_seq, pkt.time_sent, seq + 1):
-                continue
             remaining = pkt.time_sent + self._rack_rtt + reo - now
             if remaining <= 0:
-                self._mark_lost(pkt)
-                lost_any = lost_any or not pkt.padding
+                lost.append(pkt)
             else:
                 wait = max(wait, remaining)
+        for pkt in lost:
+            lost_any = lost_any or not pkt.padding
+            self._mark_lost(pkt)
         if lost_any and self.cc.recovery_end is None:
             self.stats.fast_recoveries += 1
             self.cc.on_loss(len(self._inflight) + len(self._lost), self.seq)
             self._update_pacing()
-            self._tlp_in_flight = False
+            self._probes = 0
+            # RFC 5681 3.2 / RFC 6937: the first lost packet goes out at once, whatever the
+            # halved window says. Waiting for acks to open the window instead stalls the
+            # stream until the timeout when the one ack covering the flight is lost.
+            self._send_one = True
         self._reo_at = now + wait if wait > 0 else None
 
     def _mark_lost(self, pkt: _Sent) -> None:
@@ -508,7 +536,7 @@ class UDXStreamMachine:
             self._rack_detect(now)
         if self._tlp_at is not None and now >= self._tlp_at:
             self._tlp_at = None
-            self._tail_loss_probe()
+            self._tail_loss_probe(now)
         if self._rto_at is not None and now >= self._rto_at:
             self._rto_at = None
             self._on_rto(now)
@@ -528,20 +556,33 @@ class UDXStreamMachine:
             else:
                 self._keepalive_at = None
 
-    def _tail_loss_probe(self) -> None:
+    def _tail_loss_probe(self, now: float) -> None:
         """RFC 8985 7.3, the retransmitting half: resend the newest packet in flight so that
-        a lost tail is detected by an ack within two RTTs instead of a 1 s timeout."""
-        if self._tlp_in_flight or not self._inflight:
+        a lost tail is detected by an ack within two RTTs instead of a timeout. Unanswered,
+        the probe is sent again after twice the wait, up to ``_MAX_PROBES`` times: with a
+        small window under loss the probe's own ack is lost often enough that a single
+        probe leaves too many stalls to the 200 ms timeout."""
+        if not self._inflight:
             return
         pkt = next(reversed(self._inflight.values()))
         self._mark_lost(pkt)
-        self._tlp_in_flight = True
+        self._send_one = True  # a probe goes out whatever the window says (as in Linux)
+        self._probes += 1
+        if self._probes < _MAX_PROBES and self._rto_at is not None:
+            wait = self._probe_wait() * 2**self._probes
+            self._tlp_at = min(now + wait, self._rto_at)
+
+    def _probe_wait(self) -> float:
+        wait = max(2 * self.rtt.srtt, _MIN_TLP)
+        if len(self._inflight) <= 1:
+            wait += _TLP_ACK_DELAY
+        return wait
 
     def _on_rto(self, now: float) -> None:
         if self.seq == self.remote_acked:
             return
         self.stats.rto_count += 1
-        self._tlp_in_flight = False
+        self._probes = 0
         self._tlp_at = self._reo_at = None
         self._rto_backoff += 1
         interval = max(self.rtt.rto, min(self.rtt.rto * 2**self._rto_backoff, MAX_BACKOFF_INTERVAL))
@@ -593,6 +634,8 @@ class UDXStreamMachine:
     def _transmit(self, pkt: _Sent, now: float) -> bytes:
         pkt.time_sent = now
         pkt.transmits += 1
+        pkt.order = self._transmissions
+        self._transmissions += 1
         self._inflight[pkt.seq] = pkt
         self.pacer.spend(len(pkt.payload) + IPV4_OVERHEAD + pkt.padding)
         self.stats.packets_sent += 1
@@ -640,6 +683,14 @@ class UDXStreamMachine:
         pacer.refill(now, self.mtu)
         sent_data = False
         cwnd = self.cc.cwnd
+        if self._send_one:
+            self._send_one = False
+            if self._lost:
+                _, pkt = self._lost.popitem(last=False)
+                pkt.lost = False
+                self.stats.retransmits += 1
+                out.append(self._transmit(pkt, now))
+                sent_data = True
         while self._lost and len(self._inflight) < cwnd and pacer.may_send():
             _, pkt = self._lost.popitem(last=False)
             pkt.lost = False
@@ -685,16 +736,11 @@ class UDXStreamMachine:
         if sent_data:
             if self._rto_at is None:
                 self._rto_at = now + self.rtt.rto
-            if (
-                self.cc.recovery_end is None
-                and not self._sacked
-                and not self._tlp_in_flight
-                and self.rtt.has_sample
-            ):
-                tlp = max(2 * self.rtt.srtt, _MIN_TLP)
-                if len(self._inflight) == 1:
-                    tlp += _TLP_ACK_DELAY
-                self._tlp_at = min(now + tlp, self._rto_at)
+            # A probe is armed in recovery too (QUIC's PTO, RFC 9002 6.2, rather than TCP's
+            # TLP, which waits for the timeout there): a flight of two or three packets is
+            # common under loss, and its one lost ack would otherwise cost a whole RTO.
+            if not self._probes and self.rtt.has_sample:
+                self._tlp_at = min(now + self._probe_wait(), self._rto_at)
             self._keepalive_at = None
         if self._zwp_arm:
             self._zwp_arm = False
@@ -704,6 +750,7 @@ class UDXStreamMachine:
             out.append(self._header(HEARTBEAT, self.seq))
         if self._ack_needed:
             self._ack_needed = False
+            self._data_since_ack = 0
             if sent_data and not self.recv.buffered_out_of_order:
                 pass  # the data packets carried the same ack
             else:

@@ -333,6 +333,8 @@ class UDXStream(ByteStream):
             if firewall is None or firewall(self, address) or not machine.connected:
                 return False
         machine.receive_packet(packet, now)
+        if machine.ack_due:
+            self._flush(now)
         return True
 
     def _flush(self, now: float) -> None:
