@@ -62,8 +62,14 @@ IPV4_OVERHEAD = 48
 MAX_RTO_TIMEOUTS = 6
 #: libudx ``UDX_HIGH_WATERMARK``: writes wait above this much unsent-or-unacked data.
 HIGH_WATER_MARK = 262_144
-#: Data packets received per ack sent, at most (see :attr:`UDXStreamMachine.ack_due`).
+#: Data packets received per ack sent, at most (see :attr:`UDXStreamMachine.ack_due`):
+#: every second one after a sign of loss, as RFC 9293 asks of TCP, else every sixteenth
+#: (about one GRO batch of Linux's, which acks once per batch).
 ACK_EVERY = 2
+ACK_EVERY_CLEAN = 16
+#: How many data packets the quick acks last after a hole or a duplicate (Linux's
+#: quickack mode has the same idea).
+QUICKACK_PACKETS = 64
 #: The floor of the probe timeout (2 x srtt). Linux's 10 ms assumes a peer that delays its
 #: acks; UDX ends (libudx and ours) ack as soon as a batch of datagrams is read, and a
 #: spurious probe costs one duplicate packet, never the window, so the floor only has to
@@ -135,6 +141,7 @@ class UDXStreamMachine:
         self.recv = ReceiveBuffer(rwnd_max=rwnd_max)
         self._ack_needed = False
         self._data_since_ack = 0
+        self._quickack = 0
         self._advertised = rwnd_max
 
         self.seq = seq & _MASK
@@ -204,10 +211,13 @@ class UDXStreamMachine:
     @property
     def ack_due(self) -> bool:
         """Whether the packets received since the last ack should be acked now, before the
-        rest of a batch of datagrams is read: every second data packet, as RFC 9293 asks
-        of TCP. One ack per batch would be fewer datagrams, but losing that one ack then
-        hides the whole flight from the sender until a probe or a timeout."""
-        return self._data_since_ack >= ACK_EVERY
+        rest of a batch of datagrams is read. On a lossy path (a hole or a duplicate seen
+        in the last 64 data packets), every second data packet: with one ack per batch, a
+        small window's single lost ack hides the whole flight from the sender until a
+        probe. On a clean path every sixteenth: each ack costs the sender an ack's
+        processing, and at 5 % loss per-batch acks measured 20 MB/s against 31 with
+        quick acks, but at no loss 122 MB/s against 78 (one process, 16 MiB)."""
+        return self._data_since_ack >= (ACK_EVERY if self._quickack else ACK_EVERY_CLEAN)
 
     @property
     def in_flight(self) -> int:
@@ -315,7 +325,13 @@ class UDXStreamMachine:
             self._ack_needed = True
             return
         recv = self.recv
-        if seq_diff(packet.seq, recv.ack) >= 0:
+        ahead = seq_diff(packet.seq, recv.ack)
+        if type_ & (DATA | END):
+            if ahead != 0:  # a hole before it, or a resend of what we have: loss somewhere
+                self._quickack = QUICKACK_PACKETS
+            elif self._quickack:
+                self._quickack -= 1
+        if ahead >= 0:
             if type_ & (DATA | END):
                 recv.on_data(type_, packet.seq, packet.payload)
             if type_ & DESTROY:

@@ -17,6 +17,7 @@ Works on asyncio and trio (anyio only). Loss can be injected on both directions 
 from __future__ import annotations
 
 import contextlib
+import errno
 import heapq
 import itertools
 import logging
@@ -34,6 +35,7 @@ from p2pswarm.errors import UDXError, UDXPacketError
 from p2pswarm.protocol.udx import decode_packet, is_udx, peek_stream_id
 from p2pswarm.protocol.udx.packet import DATA, END, encode_header
 
+from .batching import enable_gro, gso_runs, gso_supported, receive_gro, send_run
 from .faults import Faults
 from .stream import Address, UDXStream
 
@@ -52,6 +54,9 @@ _BACKLOG_LIMIT = 8192
 #: peer's timer covers six RTOs; this covers the usual few), and how many such ids are kept.
 _TOMBSTONE_TIME = 10.0
 _TOMBSTONE_LIMIT = 4096
+#: A GSO send refused with one of these means the path cannot segment (no checksum
+#: offload, an old kernel): this socket sends one datagram per call from then on.
+_NO_GSO = frozenset({errno.EIO, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOPROTOOPT, errno.EMSGSIZE})
 
 
 class UDXSocket:
@@ -86,6 +91,9 @@ class UDXSocket:
         self.local_address: Address = (str(host), int(port))
         #: Datagrams dropped: malformed UDX, no handler, a full send backlog.
         self.dropped = 0
+        #: Whether sends batch with UDP GSO / receives with UDP GRO (:mod:`.batching`).
+        self.gso = gso_supported()
+        self.gro = enable_gro(raw)
 
     # -- public API ---------------------------------------------------------------------
 
@@ -197,6 +205,34 @@ class UDXSocket:
             return
         self._send_now(data, address)
 
+    def _send_many(self, datagrams: list[bytes], address: Address) -> None:
+        """A stream's datagrams for one address, in order: GSO runs where it can."""
+        if len(datagrams) == 1 or not self.gso or self.faults is not None or self._backlog:
+            for datagram in datagrams:
+                self._send(datagram, address)
+            return
+        if self._closed:
+            return
+        raw = self._raw
+        runs = list(gso_runs(datagrams))
+        for index, run in enumerate(runs):
+            try:
+                send_run(raw, run, address)
+            except (BlockingIOError, InterruptedError):
+                for rest in runs[index:]:
+                    self._backlog.extend((datagram, address) for datagram in rest)
+                self._writer_wake.set()
+                return
+            except OSError as exc:
+                if len(run) > 1 and exc.errno in _NO_GSO:
+                    logger.debug("UDP GSO refused (%s); one datagram per send from now on", exc)
+                    self.gso = False
+                    for rest in runs[index:]:
+                        for datagram in rest:
+                            self._send_now(datagram, address)
+                    return
+                logger.debug("send to %s failed: %s", address, exc)
+
     def _send_now(self, data: bytes, address: Address) -> None:
         if self._backlog:
             if len(self._backlog) >= _BACKLOG_LIMIT:
@@ -224,9 +260,14 @@ class UDXSocket:
             except (anyio.ClosedResourceError, OSError, ValueError):
                 return
             now = anyio.current_time()
+            gro = self.gro
             for _ in range(_RECEIVE_BATCH):
                 try:
-                    data, source = raw.recvfrom(_MAX_DATAGRAM)
+                    if gro:
+                        received, address = receive_gro(raw, _MAX_DATAGRAM)
+                    else:
+                        data, source = raw.recvfrom(_MAX_DATAGRAM)
+                        received, address = [data], (str(source[0]), int(source[1]))
                 except (BlockingIOError, InterruptedError):
                     break
                 except OSError as exc:  # an ICMP error surfaced on some platforms
@@ -234,12 +275,13 @@ class UDXSocket:
                         return
                     logger.debug("receive error: %s", exc)
                     break
-                address = (str(source[0]), int(source[1]))
-                if self.faults is not None:
-                    for datagram in self.faults.incoming(data):
-                        self._dispatch(datagram, address, now, streams)
-                else:
-                    self._dispatch(data, address, now, streams)
+                faults = self.faults
+                for data in received:
+                    if faults is not None:
+                        for datagram in faults.incoming(data):
+                            self._dispatch(datagram, address, now, streams)
+                    else:
+                        self._dispatch(data, address, now, streams)
             while dirty:
                 dirty.pop()._flush(now)
 

@@ -54,6 +54,8 @@ class StreamHost(Protocol):
 
     def _send(self, data: bytes, address: Address) -> None: ...
 
+    def _send_many(self, datagrams: list[bytes], address: Address) -> None: ...
+
     def _register(self, stream: UDXStream) -> None: ...
 
     def _unregister(self, stream: UDXStream) -> None: ...
@@ -345,9 +347,7 @@ class UDXStream(ByteStream):
         datagrams = machine.poll_transmit(now)
         address = self.remote_address
         if datagrams and address is not None:
-            send = self._socket._send
-            for datagram in datagrams:
-                send(datagram, address)
+            self._socket._send_many(datagrams, address)
         if machine.closed:
             self._socket._unregister(self)
         else:

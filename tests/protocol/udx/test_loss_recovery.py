@@ -8,7 +8,7 @@ import itertools
 
 from p2pswarm.protocol.udx import UDXStreamMachine, decode_packet
 from p2pswarm.protocol.udx.congestion import INITIAL_CWND
-from p2pswarm.protocol.udx.stream import _MAX_PROBES, ACK_EVERY
+from p2pswarm.protocol.udx.stream import _MAX_PROBES, ACK_EVERY, ACK_EVERY_CLEAN
 
 
 def _pair() -> tuple[UDXStreamMachine, UDXStreamMachine]:
@@ -19,19 +19,43 @@ def _pair() -> tuple[UDXStreamMachine, UDXStreamMachine]:
     return a, b
 
 
-def test_the_receiver_acks_every_second_data_packet_of_a_batch() -> None:
+def _batch(count: int, *, drop_first: bool) -> list[int]:
+    """B reads ``count`` of A's data packets in one batch; the acks it sends meanwhile."""
     a, b = _pair()
-    a.write(b"x" * 10_000)
+    a.write(b"x" * 40_000)
     datagrams = a.poll_transmit(0.0)
-    assert len(datagrams) >= 6
+    assert len(datagrams) >= count + int(drop_first)
     acks = []
-    for datagram in datagrams[:6]:  # one batch read from the socket
+    for datagram in datagrams[int(drop_first) : count + int(drop_first)]:
         b.receive_packet(decode_packet(datagram), 0.001)
         if b.ack_due:
-            acks += b.poll_transmit(0.001)
+            acks += [decode_packet(d).ack for d in b.poll_transmit(0.001)]
+    return acks
+
+
+def test_a_clean_path_is_acked_every_sixteenth_packet_of_a_batch() -> None:
+    assert ACK_EVERY_CLEAN == 16
+    assert _batch(INITIAL_CWND, drop_first=False) == []  # the batch's end acks these
+    a, b = _pair()
+    a.write(b"x" * 200_000)
+    last_ack, mid_batch = 0, []
+    for _ in range(4):  # let the window grow past 16 packets
+        for datagram in a.poll_transmit(0.0):
+            b.receive_packet(decode_packet(datagram), 0.001)
+            if b.ack_due:
+                (ack,) = (decode_packet(d).ack for d in b.poll_transmit(0.001))
+                mid_batch.append(ack - last_ack)
+                last_ack = ack
+        for datagram in b.poll_transmit(0.001):  # the batch's end
+            last_ack = decode_packet(datagram).ack
+            a.receive_packet(decode_packet(datagram), 0.002)
+    assert mid_batch and set(mid_batch) == {16}
+
+
+def test_after_a_hole_every_second_data_packet_is_acked() -> None:
     assert ACK_EVERY == 2
-    assert [decode_packet(d).ack for d in acks] == [2, 4, 6]
-    assert not b.ack_due
+    acks = _batch(6, drop_first=True)  # packet 0 lost: 1-6 arrive out of order
+    assert acks == [0, 0, 0]  # cumulative ack stays at the hole; SACKs carry the rest
 
 
 def _enter_recovery() -> tuple[UDXStreamMachine, list[bytes]]:
